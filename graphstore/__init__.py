@@ -1,0 +1,1 @@
+"""graphstore stage."""

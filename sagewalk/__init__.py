@@ -1,0 +1,8 @@
+"""sagewalk: PinSage-style graph embeddings on graphs larger than memory.
+
+The command line, the config schema and the daemons that wire the stages
+(graphstore -> sampler -> worker -> gpu_consumer -> serving, with monitoring).
+Nothing heavy is imported here.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from sagewalk.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""One module per CLI verb group; each defines `register(subparsers)`.
+
+Shared argument helpers live in `_common.py`.
+"""

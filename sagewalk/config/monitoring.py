@@ -1,0 +1,22 @@
+"""[monitoring]: metrics endpoints and the dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sagewalk.config.schema import non_negative, setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig:
+    host: str = setting("127.0.0.1", "Address metrics endpoints and the dashboard bind.")
+    trainer_port: int = setting(9750, "Trainer's /metrics port (0 disables).", check=non_negative)
+    sampler_port: int = setting(9751, "Sampler supervisor's /metrics port (0 disables).",
+                                check=non_negative)
+    producer_base_port: int = setting(9760, "Producer i serves /metrics on base+i (0 picks "
+                                      "free ports).", check=non_negative)
+    dashboard_port: int = setting(9700, "Port of `sagewalk dashboard`.", check=non_negative)
+    prometheus_url: str = setting("", "Prometheus server the dashboard reads from; empty "
+                                  "reads the daemons directly.")
+    sd_file: str = setting("", "Prometheus file-based service-discovery file the sampler "
+                           "writes its producers' endpoints to; empty disables.")

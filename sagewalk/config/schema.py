@@ -1,0 +1,187 @@
+"""Config is data: frozen, keyword-only dataclasses validated from TOML.
+
+Every field is declared with `setting(default, help, check=...)`.  `build`
+turns a plain dict (parsed TOML) into an instance, naming the dotted path,
+the bad value and what is allowed on any error, e.g.
+``sampler.num_walks: must be > 0, got 0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Callable, Mapping
+
+from sagewalk.errors import ConfigError
+
+Check = Callable[[Any], "str | None"]
+
+
+def setting(default: Any, help: str, *, check: Check | None = None) -> Any:
+    """Declare a config field with a default, help text and an optional check.
+
+    `check(value)` returns None when the value is fine, or a message such as
+    ``"must be > 0"`` that is shown with the dotted path and the value.
+    """
+    meta = {"help": help, "check": check}
+    if isinstance(default, (list, dict, set)):
+        frozen = tuple(default) if isinstance(default, (list, set)) else dict(default)
+        return dataclasses.field(default_factory=lambda: frozen, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def section(cls: type, help: str) -> Any:
+    """Declare a nested config section (a dataclass) with its help text."""
+    return dataclasses.field(default_factory=cls, metadata={"help": help, "check": None})
+
+
+# -- checks ------------------------------------------------------------------
+
+def positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+def probability(value: Any) -> str | None:
+    return None if 0.0 <= value <= 1.0 else "must be within [0, 1]"
+
+
+def in_range(lo: float, hi: float) -> Check:
+    def check(value: Any) -> str | None:
+        return None if lo <= value <= hi else f"must be within [{lo}, {hi}]"
+    return check
+
+
+def one_of(*allowed: Any) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(map(repr, allowed))}"
+    return check
+
+
+# -- building ----------------------------------------------------------------
+
+def build(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
+    """Validate `data` against dataclass `cls`, recursing into sections."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or '<root>'}: expected a table of settings, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = _join(path, unknown[0])
+        raise ConfigError(
+            f"{where}: unknown setting; known settings here: {', '.join(sorted(fields))}")
+    values = {}
+    for name, value in data.items():
+        where = _join(path, name)
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = build(hint, value, where)
+            continue
+        value = _coerce(value, hint, where)
+        check = fields[name].metadata.get("check")
+        problem = check(value) if check is not None else None
+        if problem:
+            raise ConfigError(f"{where}: {problem}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def replace(config: Any, dotted: str, raw: Any) -> Any:
+    """Return `config` with the setting at dotted path `dotted` set to `raw`,
+    validated like a value read from a file."""
+    return build(type(config), _set_in(to_dict(config), dotted, raw))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain data (TOML/JSON friendly)."""
+    return _as_plain(config)
+
+
+def describe(cls: type, path: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted path, default, help) for every setting, for `--help` and docs."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        where = _join(path, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.append((where, None, f.metadata.get("help", "")))
+            rows.extend(describe(hints[f.name], where))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((where, default, f.metadata.get("help", "")))
+    return rows
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _set_in(plain: dict[str, Any], dotted: str, raw: Any) -> dict[str, Any]:
+    head, _, rest = dotted.partition(".")
+    out = dict(plain)
+    out[head] = _set_in(out.get(head, {}), rest, raw) if rest else raw
+    return out
+
+
+def _as_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_as_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_plain(v) for k, v in value.items()}
+    return value
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check `value` against the annotation; the only conversions are int->float
+    and list->tuple, so a typo never turns silently into another value."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: unexpected {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        key_t, val_t = args if args else (Any, Any)
+        return {str(k): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")

@@ -1,0 +1,33 @@
+"""[worker]: producer processes, the sampler supervisor and the transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sagewalk.config.schema import positive, setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    producers: int = setting(2, "Producer processes the sampler daemon keeps running; change "
+                             "it and send SIGHUP, or use `sagewalk scale`.", check=positive)
+    trainer_endpoint: str = setting(
+        "ipc:///tmp/sagewalk-trainer.sock", "ZeroMQ endpoint the trainer binds and producers "
+        "connect to (ipc:// on one host, tcp://127.0.0.1:PORT across processes).")
+    control_endpoint: str = setting(
+        "ipc:///tmp/sagewalk-sampler-control.sock", "Control socket of the sampler daemon "
+        "(used by `sagewalk scale`).")
+    credits: int = setting(4, "Batches in flight per producer (credit-based flow control).",
+                           check=positive)
+    heartbeat_s: float = setting(0.5, "Seconds between heartbeats in each direction.",
+                                 check=positive)
+    liveness_s: float = setting(3.0, "A peer silent this long is declared dead and its "
+                                "tickets are reissued.", check=positive)
+    threads_per_producer: int = setting(1, "Numba/BLAS threads in each producer process.",
+                                        check=positive)
+    max_message_bytes: int = setting(1 << 30, "Largest message the trainer accepts.",
+                                     check=positive)
+    restart_budget: int = setting(10, "Producer restarts allowed per 10 minutes before the "
+                                  "supervisor gives up.", check=positive)
+    curve_keys_dir: str = setting("", "Directory with CURVE keys (`sagewalk keys generate`); "
+                                  "required for tcp:// binds beyond loopback.")

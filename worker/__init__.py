@@ -1,0 +1,1 @@
+"""Producers: turn tickets into minibatches and send them to the trainer."""
