@@ -1,0 +1,92 @@
+"""A minibatch as torch tensors: what the receive thread hands the training loop.
+
+The receive thread turns a decoded `MiniBatch` into a `TensorBatch` (pinned
+host memory when CUDA is present) and the training loop moves it to the
+device with non-blocking copies.  torch is imported lazily by the callers of
+this module's functions, never at package import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+from worker.batch import MiniBatch
+from worker.ticket import Ticket
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class TensorBatch:
+    """Field meanings as in `worker.batch.MiniBatch`; arrays become tensors.
+
+    node_sets[k]: int64 dense ids; nbr_index[k]: int64 positions into
+    node_sets[k]; nbr_weight[k]: float32; ctx_index[k]: int64 or None;
+    features keep their storage dtype (float16 travels half the bytes) and
+    are cast on the device.
+    """
+
+    ticket: Ticket
+    num_dst: tuple[int, ...]
+    node_sets: tuple["torch.Tensor", ...]
+    nbr_index: tuple["torch.Tensor", ...]
+    nbr_weight: tuple["torch.Tensor", ...]
+    ctx_index: tuple["torch.Tensor | None", ...]
+    features: "torch.Tensor"
+    queries: "torch.Tensor"
+    positives: "torch.Tensor"
+    easy_negatives: "torch.Tensor"
+    hard_negatives: "torch.Tensor"
+    context_types: "torch.Tensor | None" = None
+    context_ids: "torch.Tensor | None" = None
+    context_features: tuple["torch.Tensor", ...] = ()
+
+    @property
+    def size(self) -> int:
+        return int(self.queries.shape[0])
+
+    @classmethod
+    def from_minibatch(cls, batch: MiniBatch, *, pin: bool = False) -> "TensorBatch":
+        import torch
+
+        def tensor(array, dtype=None):
+            if array is None:
+                return None
+            t = torch.from_numpy(array)
+            if dtype is not None and t.dtype != dtype:
+                t = t.to(dtype)
+            return t.pin_memory() if pin else t
+
+        graph = batch.graph
+        return cls(
+            ticket=batch.ticket,
+            num_dst=tuple(b.num_dst for b in graph.blocks),
+            node_sets=tuple(tensor(n, torch.int64) for n in graph.node_sets),
+            nbr_index=tuple(tensor(b.neighbor_index, torch.int64) for b in graph.blocks),
+            nbr_weight=tuple(tensor(b.neighbor_weight, torch.float32) for b in graph.blocks),
+            ctx_index=tuple(tensor(b.context_index, torch.int64) for b in graph.blocks),
+            features=tensor(batch.features),
+            queries=tensor(batch.queries, torch.int64),
+            positives=tensor(batch.positives, torch.int64),
+            easy_negatives=tensor(batch.easy_negatives, torch.int64),
+            hard_negatives=tensor(batch.hard_negatives, torch.int64),
+            context_types=tensor(graph.context_types, torch.int64),
+            context_ids=tensor(graph.context_ids, torch.int64),
+            context_features=tuple(tensor(f) for f in batch.context_features),
+        )
+
+    def to(self, device, non_blocking: bool = True) -> "TensorBatch":
+        """Copy every tensor to `device` (asynchronously from pinned memory)."""
+        def move(value):
+            if value is None:
+                return None
+            if isinstance(value, tuple):
+                return tuple(move(v) for v in value)
+            if hasattr(value, "to"):
+                return value.to(device, non_blocking=non_blocking)
+            return value
+        skip = {"ticket", "num_dst"}
+        return replace(self, **{f.name: move(getattr(self, f.name))
+                                for f in fields(self) if f.name not in skip})
