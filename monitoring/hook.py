@@ -4,7 +4,7 @@ Stages call the module-level functions with a metric name from the catalogue
 (`monitoring/catalogue.py`) and label values:
 
     from monitoring import hook
-    hook.inc("sagewalk_batches_sent_total", producer="3")
+    hook.inc("sagewalk_producer_batches_total", producer="3")
     hook.set("sagewalk_prefetch_queue_batches", 5)
     hook.observe("sagewalk_sampling_seconds", 0.012)
 
