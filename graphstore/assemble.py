@@ -1,0 +1,101 @@
+"""Writing the parts of a store into a build directory: both CSR directions
+of an edge type, node features and string attributes.  Shared by
+`build_from_arrays` (tests) and `ingest` (files)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from graphstore.csr_build import Source, build_csr, csr_source
+from graphstore.errors import StoreError
+from graphstore.format import index_dtype, write_array
+from graphstore.idmap import encode_strings
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    memory_budget: int = 256 << 20
+    chunk_rows: int = 1 << 20
+    duplicates: str = "drop"
+    self_loops: str = "drop"
+    feature_dtype: str = "float32"
+
+    @classmethod
+    def from_config(cls, config: Any) -> "BuildOptions":
+        """From a GraphstoreConfig (or anything with the same attributes)."""
+        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EdgeTypeDef:
+    name: str
+    src_type: str
+    dst_type: str
+    weighted: bool
+
+
+def write_edge_type(root: Path, edge: EdgeTypeDef, source: Source,
+                    counts: dict[str, int], options: BuildOptions) -> tuple[dict, dict]:
+    """Both CSR directions of one edge type; returns (manifest spec, report)."""
+    n_src, n_dst = counts[edge.src_type], counts[edge.dst_type]
+    # Half the budget for the sort buffer; the rest covers chunks and per-row counters.
+    buffer = max(1, options.memory_budget // 2)
+    base = f"edges/{edge.name}"
+    forward, fstats = build_csr(
+        root, f"{base}/forward", source, num_rows=n_src, col_dtype=index_dtype(n_dst),
+        weighted=edge.weighted, buffer_bytes=buffer, dedupe=options.duplicates == "drop",
+        drop_self=options.self_loops == "drop" and edge.src_type == edge.dst_type)
+    indptr = np.fromfile(root / forward["indptr"]["file"], dtype=np.int64)
+    weights = root / forward["weights"]["file"] if edge.weighted else None
+    # Rows of the forward CSR are sorted and unique, and the transpose visits
+    # them in order, so the reverse rows come out sorted without a sort.
+    reverse, _ = build_csr(
+        root, f"{base}/reverse",
+        csr_source(indptr, root / forward["indices"]["file"], index_dtype(n_dst), weights,
+                   options.chunk_rows, reverse=True),
+        num_rows=n_dst, col_dtype=index_dtype(n_src), weighted=edge.weighted,
+        buffer_bytes=buffer, sort=False)
+    spec = {"src_type": edge.src_type, "dst_type": edge.dst_type,
+            "num_edges": fstats.edges_out, "weighted": edge.weighted,
+            "forward": forward, "reverse": reverse}
+    report = {"edges_in": fstats.edges_in, "edges_out": fstats.edges_out,
+              "self_loops_dropped": fstats.self_loops_dropped,
+              "duplicates_dropped": fstats.duplicates_dropped, "sort_passes": fstats.passes}
+    return spec, report
+
+
+def write_features(root: Path, node_type: str, array: np.ndarray, count: int,
+                   dtype: str, columns: list[dict] | None = None) -> dict[str, Any]:
+    array = np.asarray(array)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] != count:
+        raise StoreError(f"features of {node_type}: expected shape [{count}, d] "
+                         f"(one row per {node_type} node), got {list(array.shape)}")
+    if array.dtype.kind not in "fiub":
+        raise StoreError(f"features of {node_type}: expected numbers, got dtype {array.dtype}")
+    out = array.astype(dtype)
+    if not np.all(np.isfinite(out)):
+        raise StoreError(f"features of {node_type}: non-finite values (NaN/inf or beyond "
+                         f"{dtype} range); clean or rescale the feature columns")
+    entry = write_array(root, f"features/{node_type}.bin", out)
+    return {"array": entry, "columns": columns or [
+        {"name": "features", "kind": "array", "start": 0, "stop": int(out.shape[1])}]}
+
+
+def write_attribute(root: Path, node_type: str, name: str, values: Sequence[str],
+                    count: int) -> dict[str, Any]:
+    if len(values) != count:
+        raise StoreError(f"attribute {name!r} of {node_type}: {len(values)} values for "
+                         f"{count} {node_type} nodes; give one value per node")
+    data, offsets = encode_strings([str(v) for v in values])
+    base = f"attributes/{node_type}/{name}"
+    return {"bytes": write_array(root, f"{base}.bytes", data),
+            "offsets": write_array(root, f"{base}.offsets", offsets)}

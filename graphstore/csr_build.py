@@ -1,0 +1,145 @@
+"""Out-of-core CSR construction by counting sort in passes.
+
+The edges come from a *source*: a callable returning a fresh iterator of
+`EdgeChunk`s (rows and columns already dense ids), read from memory-mapped
+scratch files or from another CSR, one chunk at a time.
+
+1. One pass counts each row's degree (O(rows) memory).
+2. Rows are cut into ranges whose edges fit the buffer budget.
+3. For each range, one pass scatters that range's edges into the buffer
+   (counting sort), rows are sorted and de-duplicated, and the compacted
+   range is appended to the output files.
+
+Peak memory is the buffer plus O(rows) counters, whatever the edge count;
+the price is one extra read of the source per range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from graphstore.format import make_entry
+
+
+@dataclass(frozen=True)
+class EdgeChunk:
+    rows: np.ndarray
+    cols: np.ndarray
+    weights: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class CsrStats:
+    edges_in: int
+    edges_out: int
+    self_loops_dropped: int
+    duplicates_dropped: int
+    passes: int
+
+
+Source = Callable[[], Iterator[EdgeChunk]]
+
+
+def count_rows(source: Source, num_rows: int) -> np.ndarray:
+    counts = np.zeros(num_rows, dtype=np.int64)
+    for chunk in source():
+        if chunk.rows.size:
+            counts += np.bincount(chunk.rows, minlength=num_rows)
+    return counts
+
+
+def plan_ranges(counts: np.ndarray, cap_edges: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges holding at most cap_edges edges each (a single
+    row above the cap gets a range of its own)."""
+    cum = np.cumsum(counts)
+    ranges, lo, n = [], 0, counts.size
+    while lo < n:
+        base = cum[lo - 1] if lo else 0
+        hi = max(int(np.searchsorted(cum, base + cap_edges, side="right")), lo + 1)
+        ranges.append((lo, min(hi, n)))
+        lo = hi
+    return ranges
+
+
+def build_csr(root: Path, base: str, source: Source, *, num_rows: int, col_dtype,
+              weighted: bool, buffer_bytes: int, dedupe: bool = False,
+              drop_self: bool = False, sort: bool = True) -> tuple[dict, CsrStats]:
+    """Write `base`/indptr.bin, indices.bin (and weights.bin) under root."""
+    from graphstore.kernels import scatter_rows, sort_dedupe_rows
+    col_dtype = np.dtype(col_dtype)
+    counts = count_rows(source, num_rows)
+    per_edge = col_dtype.itemsize + (4 if weighted else 0)
+    ranges = plan_ranges(counts, max(1, buffer_bytes // per_edge))
+    degrees = np.zeros(num_rows, dtype=np.int64)
+    (root / base).mkdir(parents=True, exist_ok=True)
+    loops = dups = 0
+    with open(root / base / "indices.bin", "wb") as fcols, \
+            open(root / base / "weights.bin", "wb") as fw:
+        for lo, hi in ranges:
+            offsets = np.zeros(hi - lo + 1, dtype=np.int64)
+            np.cumsum(counts[lo:hi], out=offsets[1:])
+            cols = np.empty(offsets[-1], dtype=col_dtype)
+            weights = np.empty(offsets[-1] if weighted else 0, dtype=np.float32)
+            cursor = offsets[:-1].copy()
+            for chunk in source():
+                w = chunk.weights if weighted else weights
+                scatter_rows(chunk.rows, chunk.cols, w, weighted, lo, hi, cursor, cols, weights)
+            if sort or dedupe or drop_self:
+                deg, n_loops, n_dups = sort_dedupe_rows(offsets, cols, weights, weighted,
+                                                        dedupe, drop_self, lo)
+                loops, dups = loops + n_loops, dups + n_dups
+            else:
+                deg = counts[lo:hi]
+            degrees[lo:hi] = deg
+            kept = int(deg.sum())
+            cols[:kept].tofile(fcols)
+            if weighted:
+                weights[:kept].tofile(fw)
+            del cols, weights
+    return _finish(root, base, degrees, col_dtype, weighted, counts, loops, dups, len(ranges))
+
+
+def _finish(root, base, degrees, col_dtype, weighted, counts, loops, dups, nranges):
+    indptr = np.zeros(degrees.size + 1, dtype="<i8")
+    np.cumsum(degrees, out=indptr[1:])
+    indptr.tofile(root / base / "indptr.bin")
+    m = int(indptr[-1])
+    entries = {"indptr": make_entry(root, f"{base}/indptr.bin", indptr.dtype, indptr.shape),
+               "indices": make_entry(root, f"{base}/indices.bin", col_dtype, (m,)),
+               "weights": None}
+    if weighted:
+        entries["weights"] = make_entry(root, f"{base}/weights.bin", "<f4", (m,))
+    else:
+        (root / base / "weights.bin").unlink()
+    stats = CsrStats(int(counts.sum()), m, int(loops), int(dups), 1 + nranges)
+    return entries, stats
+
+
+def csr_source(indptr: np.ndarray, indices: Path, col_dtype, weights: Path | None,
+               chunk_rows: int, reverse: bool) -> Source:
+    """A source reading an existing CSR (files, read with plain reads so the
+    pages do not count against this process's RSS) in row blocks of about
+    chunk_rows edges; reverse=True yields (column, row): the transpose."""
+    col_dtype = np.dtype(col_dtype)
+
+    def iterate() -> Iterator[EdgeChunk]:
+        n, lo = indptr.size - 1, 0
+        while lo < n:
+            hi = int(np.searchsorted(indptr, indptr[lo] + chunk_rows, side="right")) - 1
+            hi = min(max(hi, lo + 1), n)
+            a, b = int(indptr[lo]), int(indptr[hi])
+            rows = np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(indptr[lo:hi + 1]))
+            cols = read_slice(indices, col_dtype, a, b)
+            w = None if weights is None else read_slice(weights, np.float32, a, b)
+            yield EdgeChunk(cols, rows, w) if reverse else EdgeChunk(rows, cols, w)
+            lo = hi
+    return iterate
+
+
+def read_slice(path: Path, dtype, start: int, stop: int) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    return np.fromfile(path, dtype=dtype, count=stop - start, offset=start * dtype.itemsize)

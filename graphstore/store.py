@@ -1,0 +1,140 @@
+"""Reading a store: every array is a read-only memmap, checked against the
+manifest (format version, file sizes) when the store is opened."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphstore.errors import StoreError
+from graphstore.format import content_digest, iter_entries, open_array, read_manifest
+from graphstore.idmap import IdMap, decode_strings, open_idmap
+
+
+@dataclass(frozen=True)
+class EdgeType:
+    name: str
+    src_type: str
+    dst_type: str
+    num_edges: int
+    weighted: bool
+
+
+@dataclass(frozen=True)
+class CSR:
+    """Compressed sparse rows: row r's neighbours are indices[indptr[r]:indptr[r+1]]."""
+
+    indptr: np.ndarray            # int64 [num_rows + 1]
+    indices: np.ndarray           # uint16 / uint32 / int64 [num_edges]
+    weights: np.ndarray | None    # float32 [num_edges] or None
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.indptr.shape[0]) - 1
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.indices.shape[0])
+
+    def degrees(self) -> np.ndarray:
+        return np.diff(np.asarray(self.indptr))
+
+    def neighbors(self, row: int) -> np.ndarray:
+        return np.asarray(self.indices[self.indptr[row]:self.indptr[row + 1]])
+
+
+class Store:
+    """An opened graph store (see docs/graphstore.md for the layout)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        for entry in iter_entries(self.manifest):
+            open_array(self.path, entry)  # size check of every file, cheap (no reads)
+        self._csr: dict[tuple[str, bool], CSR] = {}
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, nodes={self.node_types}, edges={list(self.edge_types)})"
+
+    @cached_property
+    def digest(self) -> str:
+        return content_digest(self.manifest)
+
+    @cached_property
+    def node_types(self) -> dict[str, int]:
+        return {name: int(spec["count"]) for name, spec in self.manifest["node_types"].items()}
+
+    @cached_property
+    def edge_types(self) -> dict[str, EdgeType]:
+        return {name: EdgeType(name, spec["src_type"], spec["dst_type"],
+                               int(spec["num_edges"]), bool(spec["weighted"]))
+                for name, spec in self.manifest["edge_types"].items()}
+
+    def csr(self, edge_type: str, reverse: bool = False) -> CSR:
+        """Forward: src_type -> dst_type rows; reverse=True: dst_type -> src_type."""
+        key = (edge_type, bool(reverse))
+        if key not in self._csr:
+            spec = self._edge_spec(edge_type)["reverse" if reverse else "forward"]
+            weights = spec.get("weights")
+            self._csr[key] = CSR(open_array(self.path, spec["indptr"]),
+                                 open_array(self.path, spec["indices"]),
+                                 None if weights is None else open_array(self.path, weights))
+        return self._csr[key]
+
+    def features(self, node_type: str) -> np.ndarray | None:
+        self._check_node_type(node_type)
+        entry = self.manifest.get("features", {}).get(node_type)
+        return None if entry is None else open_array(self.path, entry["array"])
+
+    def feature_columns(self, node_type: str) -> list[dict[str, Any]]:
+        """Which feature columns occupy which slice of features(node_type)."""
+        entry = self.manifest.get("features", {}).get(node_type)
+        return [] if entry is None else list(entry.get("columns", []))
+
+    def ids(self, node_type: str) -> IdMap:
+        self._check_node_type(node_type)
+        return open_idmap(self.path, node_type, self.manifest["node_types"][node_type]["ids"])
+
+    def attribute_names(self, node_type: str) -> list[str]:
+        self._check_node_type(node_type)
+        return sorted(self.manifest.get("attributes", {}).get(node_type, {}))
+
+    def attribute(self, node_type: str, name: str, dense_ids) -> list[str]:
+        names = self.attribute_names(node_type)
+        if name not in names:
+            raise StoreError(f"{node_type} has no attribute {name!r}; stored attributes: "
+                             f"{', '.join(names) or 'none'}")
+        spec = self.manifest["attributes"][node_type][name]
+        rows = np.asarray(dense_ids, dtype=np.int64).reshape(-1)
+        count = self.node_types[node_type]
+        if rows.size and (rows.min() < 0 or rows.max() >= count):
+            raise StoreError(f"dense {node_type} id out of range 0..{count - 1} "
+                             f"in attribute({node_type!r}, {name!r})")
+        return decode_strings(open_array(self.path, spec["bytes"]),
+                              open_array(self.path, spec["offsets"]), rows)
+
+    def _check_node_type(self, node_type: str) -> None:
+        if node_type not in self.node_types:
+            raise StoreError(f"unknown node type {node_type!r}; this store has: "
+                             f"{', '.join(self.node_types)}")
+
+    def _edge_spec(self, edge_type: str) -> dict[str, Any]:
+        try:
+            return self.manifest["edge_types"][edge_type]
+        except KeyError:
+            raise StoreError(f"unknown edge type {edge_type!r}; this store has: "
+                             f"{', '.join(self.manifest['edge_types'])}") from None
+
+
+def open_store(path: str | os.PathLike) -> Store:
+    """Open a store read-only; StoreError says what is wrong and how to fix it."""
+    try:
+        return Store(path)
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreError(f"{path}: manifest.json is malformed ({type(err).__name__}: {err}); "
+                         "rebuild the store with `sagewalk ingest`") from err
