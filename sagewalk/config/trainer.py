@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import non_negative, one_of, positive, setting
+from sagewalk.config.schema import non_negative, one_of, positive, probability, setting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,3 +37,30 @@ class TrainerConfig:
                                   check=non_negative)
     prefetch: int = setting(8, "Decoded batches buffered ahead of the training step.",
                             check=positive)
+    dense_layers: int = setting(2, "Final dense layers after the convolutions (PinSage's G1, "
+                                "G2); at least 1.", check=positive)
+    attention_heads: int = setting(4, "MultiSage: heads of the contextual attention; must "
+                                   "divide hidden_dim.", check=positive)
+    context_combine: str = setting("mask", "MultiSage: how a context vector modulates a "
+                                   "neighbour: 'mask' (z_t * z_c), 'translation' (z_t + z_c) "
+                                   "or 'concat' (ablations).",
+                                   check=one_of("mask", "translation", "concat"))
+    lr_decay: str = setting("cosine", "Learning-rate decay after warm-up: 'cosine' (to "
+                            "min_lr_ratio * lr at the last step), 'linear' or 'none'.",
+                            check=one_of("cosine", "linear", "none"))
+    min_lr_ratio: float = setting(0.1, "Final learning rate as a fraction of lr.",
+                                  check=probability)
+    weight_decay: float = setting(0.0, "Adam weight decay (L2).", check=non_negative)
+    seed: int = setting(0, "Seed of parameter initialisation and trainer-side randomness.",
+                        check=non_negative)
+    validation_queries: int = setting(500, "Held-out pairs scored per validation pass.",
+                                      check=positive)
+    validation_candidates: int = setting(1000, "Random items each held-out positive is "
+                                         "ranked against (all items when fewer).",
+                                         check=positive)
+    validation_k: int = setting(10, "K of the validation hit-rate@K.", check=positive)
+    early_stopping_patience: int = setting(0, "Stop after this many validation passes "
+                                           "without a better hit-rate (0 disables).",
+                                           check=non_negative)
+    max_steps: int = setting(0, "Stop after this many training steps in total (0: run "
+                             "every epoch).", check=non_negative)

@@ -1,0 +1,106 @@
+"""Building blocks both models share: input encoding, pooling, dense heads.
+
+Every layer takes and returns plain tensors so that serving can run the same
+modules layer by layer over all nodes, outside any minibatch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sagewalk.errors import SagewalkError
+
+# Golden-ratio multiplier of Fibonacci hashing: consecutive dense ids (often
+# ingested in related order) land far apart in the table.
+_HASH_MULTIPLIER = 0x9E3779B97F4A7C15 - (1 << 64)  # as a signed int64
+_NORM_EPS = 1e-6
+
+
+class ModelError(SagewalkError):
+    """A model cannot be built from the given store/config."""
+
+
+def l2_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Rows onto the unit sphere; an all-zero row stays zero instead of NaN."""
+    return F.normalize(x, p=2.0, dim=-1, eps=_NORM_EPS)
+
+
+def hash_ids(node_ids: torch.Tensor, buckets: int) -> torch.Tensor:
+    """Bucket of each dense id in a table of `buckets` rows.  int64 products
+    wrap around (two's complement), which is what a multiplicative hash wants."""
+    mixed = node_ids.to(torch.int64) * _HASH_MULTIPLIER
+    mixed = mixed ^ (mixed >> 29)
+    return torch.remainder(mixed, buckets)
+
+
+def pooling_weights(weights: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Per-neighbour weights of γ.  'importance' uses the normalised visit
+    counts as sent; 'uniform' gives every real neighbour (weight > 0) the same
+    share; padding (weight 0) contributes nothing either way."""
+    weights = weights.float()
+    if pooling == "importance":
+        return weights
+    if pooling == "uniform":
+        present = (weights > 0).float()
+        return present / present.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    raise ModelError(f"trainer.pooling: unknown pooling {pooling!r}; "
+                     "expected 'importance' or 'uniform'")
+
+
+class InputEncoder(nn.Module):
+    """h0 of a node: a linear projection of its stored features plus, when
+    enabled, a learnable embedding looked up by hashed id.  A node type with no
+    features works on id embeddings alone."""
+
+    def __init__(self, feature_dim: int, out_dim: int, buckets: int, *, what: str = "item"):
+        super().__init__()
+        if feature_dim <= 0 and buckets <= 0:
+            raise ModelError(
+                f"node type {what!r} has no features and id embeddings are off: the model "
+                "has no input; set trainer.id_embedding_buckets > 0 (e.g. 100000) or ingest "
+                "features for it")
+        self.feature_dim = int(feature_dim)
+        self.buckets = int(buckets)
+        self.project = nn.Linear(feature_dim, out_dim) if feature_dim > 0 else None
+        self.ids = nn.Embedding(buckets, out_dim) if buckets > 0 else None
+        if self.ids is not None:
+            nn.init.normal_(self.ids.weight, std=out_dim ** -0.5)
+
+    def forward(self, features: torch.Tensor | None, node_ids: torch.Tensor) -> torch.Tensor:
+        out = None
+        if self.project is not None:
+            if features is None or features.shape[-1] != self.feature_dim:
+                got = None if features is None else tuple(features.shape)
+                raise ModelError(f"input features: expected [n, {self.feature_dim}], got {got}")
+            # float16 on the wire; cast here, on the device, to the weights' dtype.
+            out = self.project(features.to(self.project.weight.dtype))
+        if self.ids is not None:
+            looked_up = self.ids(hash_ids(node_ids, self.buckets))
+            out = looked_up if out is None else out + looked_up
+        return out
+
+
+class DenseHead(nn.Module):
+    """PinSage's final G1, G2: ReLU between dense layers, the last one linear
+    without bias (z ← G2·ReLU(G1·z + g)), then onto the unit sphere."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int):
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * (layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=(i < layers - 1)) for i, (a, b) in enumerate(zip(dims, dims[1:])))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = F.relu(h)
+        return l2_normalise(h.float())
+
+
+def gather_neighbours(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """[n, k] positions -> [n, k, d] vectors (padding points at row 0, weight 0)."""
+    n, k = index.shape
+    return h.index_select(0, index.reshape(-1)).reshape(n, k, h.shape[-1])

@@ -1,0 +1,166 @@
+"""MultiSage (Yang et al., KDD 2020): contextual masking and attention.
+
+Each neighbour u of an ego v arrives with its dominant context node c (the
+board, user, venue... through which the walks connected them).  Per layer:
+
+    z_v, z_u  = T(h_v), T(h_u)                  target encoder (stacked dense)
+    z_c       = C_type(c)                       one context encoder per context type
+    z_{u|c}   = z_u ⊗ z_c                       contextual masking (ablations:
+                                                z_u + z_c, or W·[z_u ‖ z_c])
+    e_j       = LeakyReLU(a_hᵀ[W_h z_v ‖ W_h z_c ‖ W_h z_{u|c}])     (Eq. 6)
+    α_j       = softmax_j(e_j + log w_j)        attention over (ego, context,
+                                                neighbour) triplets, biased by the
+                                                importance weights w        (Eq. 7)
+    z_N(v)    = ‖_h Σ_j α_j W_h z_{u_j|c_j}     heads concatenated
+    h_v       = (z_v + z_N(v)) / ‖·‖
+
+A context encoder ends in a ReLU, so a context's mask has exact zeros: those
+dimensions of every neighbour seen through that context are switched off.
+`forward(batch, context=...)` returns the targets' embeddings seen through one
+given context node (contextual retrieval).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gpu_consumer.layers import (DenseHead, InputEncoder, ModelError, gather_neighbours,
+                                 l2_normalise, pooling_weights)
+
+_DEFAULT_CONTEXT_BUCKETS = 4096
+_NEG = -1e9  # logit of padding; finite so a neighbour-less row gives no NaN
+
+
+class ContextEncoder(nn.Module):
+    """Context node -> non-negative mask/translation vector."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int, buckets: int, name: str):
+        super().__init__()
+        # A featureless context type (users, boards without text) still needs
+        # distinct masks per node: give it a hashed id table of its own.
+        buckets = buckets or (0 if feature_dim > 0 else _DEFAULT_CONTEXT_BUCKETS)
+        self.encoder = InputEncoder(feature_dim, hidden_dim, buckets, what=name)
+        self.dense = nn.Linear(hidden_dim, hidden_dim)
+
+    def forward(self, features: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.dense(F.relu(self.encoder(features, ids))))
+
+
+class MultiSageConv(nn.Module):
+    def __init__(self, dim: int, heads: int, combine: str, pooling: str):
+        super().__init__()
+        if dim % heads:
+            raise ModelError(f"trainer.attention_heads: {heads} does not divide "
+                             f"trainer.hidden_dim {dim}; pick a divisor")
+        self.heads, self.combine, self.pooling = heads, combine, pooling
+        self.target = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+        self.join = nn.Linear(2 * dim, dim) if combine == "concat" else None
+        self.W = nn.Linear(dim, dim, bias=False)
+        self.a = nn.Parameter(torch.randn(heads, 3, dim // heads) * (dim // heads) ** -0.5)
+
+    def contextualise(self, z: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        if self.combine == "mask":
+            return z * ctx
+        if self.combine == "translation":
+            return z + ctx
+        return F.relu(self.join(torch.cat([z, ctx.to(z.dtype)], dim=-1)))
+
+    def forward(self, h_self, h_nbrs, weights, contexts, ego_context=None):
+        """h_self [n,d], h_nbrs [n,k,d], weights [n,k], contexts [n,k,d] context
+        vectors of each (ego, neighbour) pair; ego_context [n,d] views the ego and
+        all its neighbours through one given context instead."""
+        n, k, d = h_nbrs.shape
+        z_v, z_u = self.target(h_self), self.target(h_nbrs)
+        if ego_context is not None:
+            contexts = ego_context.unsqueeze(1).expand(n, k, d)
+            z_v = self.contextualise(z_v, ego_context)
+        z_uc = self.contextualise(z_u, contexts.to(z_u.dtype))
+        split = (lambda x: x.reshape(*x.shape[:-1], self.heads, d // self.heads))
+        wv, wc, wu = split(self.W(z_v)), split(self.W(contexts.to(z_u.dtype))), split(self.W(z_uc))
+        logits = ((wv * self.a[:, 0]).sum(-1).unsqueeze(1)              # [n,1,H]
+                  + (wc * self.a[:, 1]).sum(-1) + (wu * self.a[:, 2]).sum(-1))
+        logits = F.leaky_relu(logits.float(), 0.2)
+        w = pooling_weights(weights, self.pooling)
+        valid = (w > 0).unsqueeze(-1)
+        logits = logits + torch.log(w.clamp_min(1e-12)).unsqueeze(-1)
+        alpha = torch.softmax(logits.masked_fill(~valid, _NEG), dim=1) * valid
+        z_n = torch.einsum("nkh,nkhe->nhe", alpha.to(wu.dtype), wu).reshape(n, d)
+        return l2_normalise(z_v + z_n)
+
+
+class MultiSage(nn.Module):
+    def __init__(self, *, feature_dim: int, hidden_dim: int, embedding_dim: int,
+                 num_layers: int, context_dims: dict[str, int], id_embedding_buckets: int = 0,
+                 pooling: str = "importance", dense_layers: int = 2, attention_heads: int = 4,
+                 context_combine: str = "mask", item_type: str = "item"):
+        super().__init__()
+        if not context_dims:
+            raise ModelError("MultiSage needs at least one context node type; the store has "
+                             "none besides the item type (use trainer.model='pinsage')")
+        self.num_layers = int(num_layers)
+        self.hidden_dim = int(hidden_dim)
+        self.context_types = list(context_dims)
+        self.encoder = InputEncoder(feature_dim, hidden_dim, id_embedding_buckets, what=item_type)
+        self.context_encoders = nn.ModuleList(
+            ContextEncoder(dim, hidden_dim, id_embedding_buckets, name)
+            for name, dim in context_dims.items())
+        self.convs = nn.ModuleList(MultiSageConv(hidden_dim, attention_heads, context_combine,
+                                                 pooling) for _ in range(num_layers))
+        self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers)
+
+    # -- layer-wise API (serving) -------------------------------------------
+    def input_vectors(self, features, node_ids):
+        return self.encoder(features, node_ids)
+
+    def context_vectors(self, context_type: int, features, ids) -> torch.Tensor:
+        """z_c of context nodes of one type (index into `context_types`)."""
+        return self.context_encoders[context_type](features, ids)
+
+    def convolve(self, layer, h_self, h_nbrs, weights, contexts=None, ego_context=None):
+        if contexts is None:  # no context known: every neighbour seen unmasked
+            contexts = torch.ones_like(h_nbrs) if self.convs[layer].combine == "mask" \
+                else torch.zeros_like(h_nbrs)
+        return self.convs[layer](h_self, h_nbrs, weights, contexts, ego_context)
+
+    def finalize(self, h):
+        return self.head(h)
+
+    # -- minibatches ---------------------------------------------------------
+    def batch_contexts(self, batch) -> torch.Tensor:
+        """z_c for every context node of the batch, [c + 1, d]; the last row is
+        the zero vector that padding (-1) indexes."""
+        ids = batch.context_ids
+        num = 0 if ids is None else int(ids.shape[0])
+        device = batch.node_sets[0].device
+        out = torch.zeros(num + 1, self.hidden_dim, device=device)
+        for t, encoder in enumerate(self.context_encoders):
+            if num == 0:
+                break
+            rows = (batch.context_types == t).nonzero().squeeze(1)
+            if rows.numel():
+                feats = batch.context_features[t] if t < len(batch.context_features) else None
+                feats = feats if feats is not None and feats.shape[-1] else None
+                out = out.index_put((rows,), encoder(feats, ids[rows]).to(out.dtype))
+        return out
+
+    def forward(self, batch, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Targets' embeddings; with `context` ([d] or [n_targets, d] context
+        vectors from `context_vectors`) the last layer sees every target through it."""
+        if batch.context_ids is None or any(c is None for c in batch.ctx_index):
+            raise ModelError("MultiSage got a batch without context nodes; the sampler must "
+                             "build batches for model='multisage' (same trainer.model on "
+                             "both sides)")
+        ctx = self.batch_contexts(batch)
+        h = self.input_vectors(batch.features, batch.node_sets[0])
+        for k in range(self.num_layers):
+            index = batch.ctx_index[k]
+            pair_ctx = ctx.index_select(0, torch.where(index < 0, ctx.shape[0] - 1, index)
+                                        .reshape(-1)).reshape(*index.shape, -1)
+            ego = None
+            if context is not None and k == self.num_layers - 1:
+                ego = context.expand(batch.num_dst[k], -1) if context.dim() == 1 else context
+            h = self.convolve(k, h[:batch.num_dst[k]], gather_neighbours(h, batch.nbr_index[k]),
+                              batch.nbr_weight[k], pair_ctx, ego)
+        return self.finalize(h)

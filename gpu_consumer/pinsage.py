@@ -1,0 +1,72 @@
+"""PinSage (Ying et al., KDD 2018, Algorithm 1).
+
+Per layer, for a node u with neighbours N(u) and importance weights α:
+
+    n_v = ReLU(Q·h_v + q)                    neighbour vectors
+    γ   = Σ_v α_v n_v                        importance pooling (uniform: mean)
+    z_u = ReLU(W·[h_u ‖ γ] + w),  z_u ← z_u / ‖z_u‖
+
+then G1, G2 dense layers and a final L2 normalisation.  The layer-wise API
+(`input_vectors`, `convolve`, `finalize`) is what `forward` itself uses, so
+serving's all-node inference computes exactly what training optimised.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gpu_consumer.layers import (DenseHead, InputEncoder, ModelError, gather_neighbours,
+                                 l2_normalise, pooling_weights)
+
+
+class PinSageConv(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, pooling: str):
+        super().__init__()
+        self.pooling = pooling
+        self.Q = nn.Linear(in_dim, out_dim)
+        self.W = nn.Linear(in_dim + out_dim, out_dim)
+
+    def forward(self, h_self: torch.Tensor, h_nbrs: torch.Tensor,
+                weights: torch.Tensor) -> torch.Tensor:
+        nbr = F.relu(self.Q(h_nbrs))                                  # [n, k, out]
+        alpha = pooling_weights(weights, self.pooling).to(nbr.dtype)  # [n, k]
+        gamma = torch.einsum("nk,nkd->nd", alpha, nbr)
+        z = F.relu(self.W(torch.cat([h_self.to(gamma.dtype), gamma], dim=-1)))
+        return l2_normalise(z)
+
+
+class PinSage(nn.Module):
+    def __init__(self, *, feature_dim: int, hidden_dim: int, embedding_dim: int,
+                 num_layers: int, id_embedding_buckets: int = 0, pooling: str = "importance",
+                 dense_layers: int = 2, item_type: str = "item"):
+        super().__init__()
+        self.num_layers = int(num_layers)
+        self.encoder = InputEncoder(feature_dim, hidden_dim, id_embedding_buckets,
+                                    what=item_type)
+        self.convs = nn.ModuleList(PinSageConv(hidden_dim, hidden_dim, pooling)
+                                   for _ in range(num_layers))
+        self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers)
+
+    def input_vectors(self, features: torch.Tensor | None, node_ids: torch.Tensor) -> torch.Tensor:
+        return self.encoder(features, node_ids)
+
+    def convolve(self, layer: int, h_self: torch.Tensor, h_nbrs: torch.Tensor,
+                 weights: torch.Tensor) -> torch.Tensor:
+        return self.convs[layer](h_self, h_nbrs, weights)
+
+    def finalize(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(h)
+
+    def forward(self, batch) -> torch.Tensor:
+        """Embeddings of `batch.node_sets[-1]` (the targets), [n, embedding_dim]."""
+        if len(batch.nbr_index) != self.num_layers:
+            raise ModelError(f"batch has {len(batch.nbr_index)} layers, the model "
+                             f"{self.num_layers}; sampler.num_layers must be the same on "
+                             "producers and trainer")
+        h = self.input_vectors(batch.features, batch.node_sets[0])
+        for k in range(self.num_layers):
+            h = self.convolve(k, h[:batch.num_dst[k]],
+                              gather_neighbours(h, batch.nbr_index[k]), batch.nbr_weight[k])
+        return self.finalize(h)
