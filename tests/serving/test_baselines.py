@@ -1,0 +1,47 @@
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from serving.baselines import (Bipartite, Embeddings, FeatureSimilarity, ItemKNN,
+                               Popularity, RandomWalk)
+
+
+def _graph(pairs, n_items, n_ctx):
+    items, ctx = zip(*pairs)
+    return Bipartite.from_pairs(np.array(items), np.array(ctx), n_items, n_ctx)
+
+
+def _dense(pairs, n_items, n_ctx):
+    a = np.zeros((n_items, n_ctx))
+    for i, c in pairs:
+        a[i, c] = 1
+    return a
+
+
+pairs_st = st.sets(st.tuples(st.integers(0, 7), st.integers(0, 5)), min_size=1, max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs_st)
+def test_scorers_match_dense_reference(pairs):
+    pairs = sorted(pairs)
+    g, a = _graph(pairs, 8, 6), _dense(pairs, 8, 6)
+    q = np.arange(8)
+    deg_i = np.maximum(a.sum(1), 1)
+    deg_c = np.maximum(a.sum(0), 1)
+    co = a @ a.T
+    cos = co / np.sqrt(np.outer(deg_i, deg_i))
+    walk = (a / deg_i[:, None]) @ (a / deg_c[None, :]).T
+    np.testing.assert_allclose(ItemKNN(g, cosine=False)(q), co, rtol=1e-5)
+    np.testing.assert_allclose(ItemKNN(g)(q), cos, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(RandomWalk(g)(q), walk, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(RandomWalk(g, hops=2)(q), walk @ walk, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(Popularity(g)(q)[3], a.sum(1))
+
+
+def test_walk_rows_are_distributions_and_features_cosine():
+    g = _graph([(0, 0), (1, 0), (1, 1), (2, 1), (3, 2)], 4, 3)
+    np.testing.assert_allclose(RandomWalk(g)(np.arange(4)).sum(1), 1.0, rtol=1e-6)
+    f = FeatureSimilarity(np.array([[1, 0], [2, 0], [0, 3], [1, 1]]))(np.array([0]))
+    np.testing.assert_allclose(f[0], [1, 1, 0, np.sqrt(0.5)], rtol=1e-6)
+    e = Embeddings(np.eye(3))(np.array([2, 0]))
+    assert e.tolist() == [[0, 0, 1], [1, 0, 0]]

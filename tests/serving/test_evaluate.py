@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from serving.evaluate import (EvaluationError, HeldOut, hits_at_k, load_held_out,
+                              pair_metrics, top_k)
+from serving.splits import Interactions
+
+
+def _ia(rows):
+    u, i, t = zip(*rows)
+    return Interactions(np.array(u), np.array(i), np.array(t))
+
+
+def _held():
+    # user 0: train 0 (t1), 1 (t2) -> latest 1; valid 2, test 3
+    # user 1: train 3 (t1)         -> latest 3; valid 1, test 0
+    return HeldOut(tuple("abcde"), 2, _ia([(0, 0, 1), (0, 1, 2), (1, 3, 1)]),
+                   _ia([(0, 2, 3), (1, 1, 2)]), _ia([(0, 3, 4), (1, 0, 3)]))
+
+
+def test_hits_excludes_train_items_and_uses_latest_item():
+    held = _held()
+    calls = []
+
+    def scorer(q):
+        calls.append(q.tolist())
+        s = np.zeros((len(q), 5), np.float32)
+        s[:, 0] = 10    # user 0's train item: excluded for user 0, a hit for user 1's test
+        s[:, 2] = 5
+        s[:, 1] = 4
+        return s
+    assert hits_at_k(scorer, held, "valid", k=1) == 0.5     # user 0 -> 2 hit; user 1 -> 0 miss
+    assert calls[0] == [1, 3]
+    assert hits_at_k(scorer, held, "test", k=1) == 0.5      # user 1 -> 0 hit
+    assert hits_at_k(scorer, held, "valid", k=2) == 0.5     # user 1: 0, 2 rank above 1
+    assert hits_at_k(scorer, held, "valid", k=3) == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 8), st.integers(0, 2**31 - 1))
+def test_top_k_matches_full_sort(n, k, seed):
+    s = np.random.default_rng(seed).integers(0, 5, size=(3, n)).astype(np.float32)
+    got = top_k(s, k)
+    for row, idx in zip(s, got):
+        ref = sorted(range(n), key=lambda j: (-row[j], j))[:min(k, n)]
+        assert idx.tolist() == ref
+
+
+def test_pair_metrics_rank_and_scaled_mrr():
+    scores = np.array([[0, 9, 8, 7, 6, 5]], np.float32)   # query 0
+    scorer = lambda q: np.repeat(scores, len(q), axis=0)
+    r = pair_metrics(scorer, np.array([0, 0]), np.array([1, 4]), k=2, scale=1,
+                     num_items=6)
+    assert r.hit_rate == 0.5 and r.mrr == pytest.approx((1 + 1 / 4) / 2)
+    r = pair_metrics(scorer, np.array([0]), np.array([4]), k=2, scale=10, num_items=6)
+    assert r.mrr == 1.0    # rank 4 within the first bucket of 10
+    const = pair_metrics(lambda q: np.zeros((len(q), 6)), np.array([0]), np.array([3]),
+                         num_items=6, scale=1)
+    assert const.mrr == pytest.approx(1 / 3)   # 4 ties around it: middle rank 3
+    with pytest.raises(EvaluationError):
+        pair_metrics(scorer, np.array([0]), np.array([], np.int64), num_items=6)
+
+
+def test_load_held_out_names_unknown_items(tmp_path):
+    (tmp_path / "items.tsv").write_text("item\ttitle\na\tA\nb\tB\n")
+    for part in ("train", "valid", "test"):
+        (tmp_path / f"{part}.tsv").write_text("item\tuser\ttimestamp\na\tu\t1\n")
+    held = load_held_out(tmp_path)
+    assert held.item_ids == ("a", "b") and held.num_users == 1
+    (tmp_path / "test.tsv").write_text("item\tuser\ttimestamp\nzz\tu\t1\n")
+    with pytest.raises(EvaluationError, match=r"test.tsv:2: item 'zz'"):
+        load_held_out(tmp_path)
