@@ -33,7 +33,7 @@ MAGIC = "SGWK"
 WIRE_VERSION = 1
 MESSAGE_TYPES = ("hello", "welcome", "refuse", "tickets", "heartbeat", "bye", "rejoin", "batch")
 REJECT_REASONS = ("bad_header", "corrupt", "oversize", "wrong_version", "wrong_digest",
-                  "wrong_frame_count", "bad_dtype", "unknown_peer")
+                  "wrong_frame_count", "bad_dtype", "unknown_peer", "unknown_ticket")
 
 # Little-endian (or byte-order-free) plain numeric types only: object, string
 # and structured dtypes could smuggle arbitrary data or Python objects.
