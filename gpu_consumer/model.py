@@ -48,16 +48,12 @@ class ModelSpec:
     context_combine: str = "mask"
 
 
-def context_types(store, item_type: str) -> list[str]:
-    """Context node types of a multipartite store, in the order their type ids
-    are numbered (store order of node types that share an edge with items)."""
-    linked = set()
-    for et in store.edge_types.values():
-        if et.src_type == item_type and et.dst_type != item_type:
-            linked.add(et.dst_type)
-        if et.dst_type == item_type and et.src_type != item_type:
-            linked.add(et.src_type)
-    return [name for name in store.node_types if name in linked]
+def context_types(store, sampler_cfg) -> list[str]:
+    """Context node types in the order the sampler numbers them (the type ids
+    in a batch's `context_types`): the walk graph's slot order."""
+    from sampler.graph import WalkGraph
+    graph = WalkGraph.from_store(store, sampler_cfg.item_type, dict(sampler_cfg.context_weights))
+    return list(graph.context_types)
 
 
 def spec_from(trainer_cfg, store, sampler_cfg) -> ModelSpec:
@@ -74,7 +70,7 @@ def spec_from(trainer_cfg, store, sampler_cfg) -> ModelSpec:
                     "buckets (set trainer.id_embedding_buckets to choose)", item, buckets)
     context_dims = {}
     if trainer_cfg.model == "multisage":
-        for name in context_types(store, item):
+        for name in context_types(store, sampler_cfg):
             f = store.features(name)
             context_dims[name] = 0 if f is None else int(f.shape[1])
     return ModelSpec(

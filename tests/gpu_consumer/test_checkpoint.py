@@ -1,0 +1,83 @@
+import errno
+import logging
+
+import pytest
+import torch
+
+from gpu_consumer import checkpoint
+from gpu_consumer.checkpoint import CorruptCheckpoint, list_checkpoints, load_latest, save
+
+
+def state(step):
+    return {"step": step, "model": {"w": torch.full((3, 2), float(step))},
+            "config": {"trainer": {"lr": 0.001, "schedule": [0, 1]}},
+            "cursor": {"epoch": 1, "done": [1, 2, 3]}, "note": "plain"}
+
+
+def test_round_trip_plain_data_and_tensors(tmp_path):
+    path = save(tmp_path, state(7))
+    assert path.name == "checkpoint-000000007.pt"
+    back = load_latest(tmp_path)
+    assert back["step"] == 7 and back["cursor"] == {"epoch": 1, "done": [1, 2, 3]}
+    assert torch.equal(back["model"]["w"], torch.full((3, 2), 7.0))
+    assert back["config"]["trainer"]["schedule"] == [0, 1]
+
+
+def test_empty_run_dir_has_no_checkpoint(tmp_path):
+    assert load_latest(tmp_path) is None
+
+
+def test_keeps_only_the_newest_n(tmp_path):
+    for step in range(1, 6):
+        save(tmp_path, state(step), keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "checkpoint-000000004.pt", "checkpoint-000000005.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
+def test_damaged_newest_falls_back_to_previous_with_a_warning(tmp_path, caplog, damage):
+    save(tmp_path, state(1))
+    newest = save(tmp_path, state(2))
+    data = newest.read_bytes()
+    if damage == "truncate":
+        newest.write_bytes(data[:len(data) // 2])
+    elif damage == "flip":
+        newest.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    elif damage == "empty":
+        newest.write_bytes(b"")
+    else:
+        newest.write_bytes(b"\x80\x04not a checkpoint")
+    with caplog.at_level(logging.WARNING):
+        back = load_latest(tmp_path)
+    assert back["step"] == 1
+    assert "checkpoint-000000002.pt" in caplog.text
+
+
+def test_full_disk_during_write_leaves_previous_intact(tmp_path, monkeypatch):
+    save(tmp_path, state(1))
+    calls = {"n": 0}
+    real = checkpoint._write_chunk
+
+    def fail_after_first(fd, data):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data[:1000])  # a partial write first, as a nearly full disk does
+
+    monkeypatch.setattr(checkpoint, "_write_chunk", fail_after_first)
+    with pytest.raises(OSError, match="No space"):
+        save(tmp_path, state(2))
+    monkeypatch.undo()
+    folder = checkpoint.checkpoint_dir(tmp_path)
+    assert [p.name for p in folder.iterdir()] == ["checkpoint-000000001.pt"]  # no temp left
+    assert load_latest(tmp_path)["step"] == 1
+
+
+class Evil:
+    """Any class: loading it back would mean unpickling arbitrary code."""
+
+
+def test_arbitrary_objects_are_refused(tmp_path):
+    path = save(tmp_path, {"step": 3, "obj": Evil()})
+    with pytest.raises(CorruptCheckpoint, match="does not load"):
+        checkpoint.decode(path.read_bytes(), str(path))

@@ -1,0 +1,80 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+from gpu_consumer.loss import hard_negatives_for, max_margin_loss
+
+
+def unit(*rows):
+    return F.normalize(torch.tensor(rows, dtype=torch.float32), dim=1)
+
+
+def test_zero_when_margin_holds_and_positive_when_violated():
+    z = unit([1, 0], [1, 0.05], [0, 1], [-1, 0])
+    args = dict(queries=torch.tensor([0]), positives=torch.tensor([1]),
+                easy_negatives=torch.tensor([2]), hard_negatives=torch.tensor([[3]]))
+    assert max_margin_loss(z, **args, margin=0.1).loss.item() == 0.0
+    # z_q.z_p = 0.99875; easy z_q.z_n = 0 is violated by a margin of 1.5, the
+    # hard one (z_q.z_n = -1) is not: mean over the two triplets
+    parts = max_margin_loss(z, **args, margin=1.5)
+    assert parts.loss.item() == pytest.approx((1.5 - 0.998752) / 2, abs=1e-5)
+    assert parts.violated_ratio == 0.5
+
+
+def reference(z, q, p, easy, hard, margin):
+    total, count = 0.0, 0
+    for b in range(len(q)):
+        pos = float(z[q[b]] @ z[p[b]])
+        negs = list(easy) + [n for n in hard[b] if n >= 0]
+        for n in negs:
+            total += max(0.0, float(z[q[b]] @ z[n]) - pos + margin)
+            count += 1
+    return total / count
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(0, 5), st.integers(0, 3),
+       st.floats(0.01, 1.0))
+def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin):
+    if easy == 0 and hard == 0:
+        easy = 1
+    g = torch.Generator().manual_seed(seed)
+    z = F.normalize(torch.randn(12, 4, generator=g), dim=1)
+    q = torch.randint(0, 12, (batch,), generator=g)
+    p = torch.randint(0, 12, (batch,), generator=g)
+    e = torch.randint(0, 12, (easy,), generator=g)
+    h = torch.randint(-1, 12, (batch, hard), generator=g)  # -1: padding
+    if hard and (h >= 0).sum() == 0 and easy == 0:
+        h[0, 0] = 0
+    got = max_margin_loss(z, q, p, e, h, margin).loss.item()
+    assert got == pytest.approx(reference(z, q.tolist(), p.tolist(), e.tolist(), h.tolist(),
+                                          margin), abs=1e-5)
+
+
+def test_hard_negatives_raise_the_loss_when_they_are_close():
+    z = unit([1, 0], [0.8, 0.6], [0, 1], [0.9, 0.44])
+    base = dict(queries=torch.tensor([0]), positives=torch.tensor([1]),
+                easy_negatives=torch.tensor([2]))
+    easy_only = max_margin_loss(z, **base, hard_negatives=torch.zeros(1, 0, dtype=torch.long),
+                                margin=0.1)
+    with_hard = max_margin_loss(z, **base, hard_negatives=torch.tensor([[3]]), margin=0.1)
+    assert easy_only.loss.item() == 0.0 and with_hard.loss.item() > 0 and with_hard.hard > 0
+
+
+def test_no_negatives_is_a_clear_error():
+    z = unit([1, 0], [0, 1])
+    with pytest.raises(ValueError, match="easy_negatives"):
+        max_margin_loss(z, torch.tensor([0]), torch.tensor([1]), torch.zeros(0, dtype=torch.long),
+                        torch.zeros(1, 0, dtype=torch.long), 0.1)
+
+
+def test_curriculum_adds_one_hard_negative_per_epoch():
+    # PinSage: epoch n (1-based) uses n-1 hard negatives per example
+    assert [hard_negatives_for(e) for e in range(5)] == [0, 1, 2, 3, 4]
+
+
+def test_configured_schedule_overrides_and_holds_its_last_value():
+    assert [hard_negatives_for(e, (0, 2, 5)) for e in range(6)] == [0, 2, 5, 5, 5, 5]
+    with pytest.raises(ValueError):
+        hard_negatives_for(-1)

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from gpu_consumer.layers import ModelError
+from gpu_consumer.model import build_model, export_model, load_model
+from graphstore import build_from_arrays
+from sagewalk.config import load
+from tests.gpu_consumer.batches import make_batch
+
+
+@pytest.fixture
+def store(tmp_path):
+    rng = np.random.default_rng(0)
+    items, users, boards = rng.integers(0, 40, 300), rng.integers(0, 20, 300), rng.integers(0, 9, 300)
+    return build_from_arrays(
+        tmp_path / "store",
+        edges={"rates": ("item", "user", items, users), "pinned": ("item", "board", items, boards)},
+        node_counts={"item": 40, "user": 20, "board": 9},
+        features={"item": rng.standard_normal((40, 5)).astype(np.float32),
+                  "board": rng.standard_normal((9, 3)).astype(np.float32)})
+
+
+def cfg(*overrides):
+    return load(None, ["trainer.hidden_dim=16", "trainer.embedding_dim=8", *overrides])
+
+
+def test_build_pinsage_from_store_uses_its_feature_width(store):
+    c = cfg()
+    m = build_model(c.trainer, store, c.sampler)
+    assert m.spec.feature_dim == 5 and m.num_layers == c.sampler.num_layers
+    assert m(make_batch(0, feature_dim=5)).shape[1] == 8
+
+
+def test_same_seed_same_initial_weights(store):
+    c = cfg()
+    a, b = build_model(c.trainer, store, c.sampler), build_model(c.trainer, store, c.sampler)
+    for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(p, q), n
+
+
+def test_multisage_gets_one_context_encoder_per_context_type(store):
+    c = cfg("trainer.model=multisage")
+    m = build_model(c.trainer, store, c.sampler)
+    assert sorted(m.context_types) == ["board", "user"]
+    assert m.spec.context_dims == {"user": 0, "board": 3} or m.spec.context_dims == {
+        "board": 3, "user": 0}
+
+
+def test_featureless_item_type_turns_on_id_embeddings(store, caplog):
+    c = cfg("sampler.item_type=user")
+    m = build_model(c.trainer, store, c.sampler)
+    assert m.spec.feature_dim == 0 and m.spec.id_embedding_buckets == 20
+    assert "no features" in caplog.text
+
+
+def test_unknown_item_type_is_a_clear_error(store):
+    c = cfg("sampler.item_type=pin")
+    with pytest.raises(ModelError, match="it has board, item, user"):
+        build_model(c.trainer, store, c.sampler)
+
+
+@pytest.mark.parametrize("kind", ["pinsage", "multisage"])
+def test_export_and_load_model_round_trip(store, tmp_path, kind):
+    c = cfg(f"trainer.model={kind}", "trainer.id_embedding_buckets=32")
+    m = build_model(c.trainer, store, c.sampler).eval()
+    path = export_model(tmp_path / "run", m, {"step": 5})
+    assert path.name == "model.pt"
+    back = load_model(tmp_path / "run")
+    assert back.spec == m.spec and not back.training
+    batch = make_batch(1, feature_dim=5, context_types=2 if kind == "multisage" else 0,
+                       context_dims=(0, 3) if m.context_types[0] == "user" else (3, 0)) \
+        if kind == "multisage" else make_batch(1, feature_dim=5)
+    with torch.no_grad():
+        assert torch.allclose(back(batch), m(batch))
+
+
+def test_load_model_without_export_says_what_to_do(tmp_path):
+    with pytest.raises(ModelError, match="train first"):
+        load_model(tmp_path)

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from gpu_consumer.layers import ModelError
+from gpu_consumer.loss import max_margin_loss
+from gpu_consumer.multisage import ContextEncoder, MultiSage, MultiSageConv
+from tests.gpu_consumer.batches import make_batch
+
+
+def model(**kw):
+    torch.manual_seed(0)
+    args = dict(feature_dim=5, hidden_dim=16, embedding_dim=8, num_layers=2,
+                context_dims={"board": 3, "user": 0}, attention_heads=4)
+    args.update(kw)
+    return MultiSage(**args)
+
+
+def ms_batch(seed=0):
+    return make_batch(seed, context_types=2, context_dims=(3, 0))
+
+
+@pytest.mark.parametrize("combine", ["mask", "translation", "concat"])
+def test_shapes_unit_norm_and_gradients(combine):
+    batch = ms_batch(1)
+    m = model(context_combine=combine)
+    out = m(batch)
+    assert out.shape == (len(batch.node_sets[-1]), 8)
+    assert torch.allclose(out.norm(dim=1), torch.ones(len(out)), atol=1e-5)
+    max_margin_loss(out, batch.queries, batch.positives, batch.easy_negatives,
+                    batch.hard_negatives, margin=0.5).loss.backward()
+    unused = {"convs.0.join", "convs.1.join"} if combine != "concat" else set()
+    for name, p in m.named_parameters():
+        if any(name.startswith(u) for u in unused):
+            continue
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_masking_zeroes_masked_dimensions():
+    torch.manual_seed(0)
+    conv = MultiSageConv(8, 2, "mask", "importance")
+    z = torch.rand(3, 4, 8) + 0.5
+    ctx = torch.rand(3, 4, 8)
+    ctx[..., [1, 5]] = 0.0
+    masked = conv.contextualise(z, ctx)
+    assert (masked[..., [1, 5]] == 0).all()
+    assert (masked[..., [0, 2, 3, 4, 6, 7]] != 0).all()
+    assert torch.equal(conv.contextualise(z, ctx), z * ctx)
+
+
+def test_context_encoder_masks_have_exact_zeros():
+    torch.manual_seed(0)
+    enc = ContextEncoder(3, 16, 0, "board")
+    out = enc(torch.randn(20, 3), torch.arange(20))
+    assert (out >= 0).all() and (out == 0).any()
+
+
+def test_masked_dimension_of_the_context_does_not_reach_the_attention_values():
+    """A neighbour seen through a context that masks every dimension adds nothing."""
+    torch.manual_seed(0)
+    conv = MultiSageConv(8, 2, "mask", "importance")
+    h_self, h_nbrs = torch.randn(1, 8), torch.randn(1, 2, 8)
+    weights = torch.tensor([[0.5, 0.5]])
+    ctx = torch.ones(1, 2, 8)
+    ctx[0, 1] = 0.0  # second neighbour fully masked
+    changed = h_nbrs.clone()
+    changed[0, 1] = 50.0
+    # its masked vector is zero whatever its features, so only attention logits
+    # (through the bias-free W of zero) could differ: they do not.
+    assert torch.allclose(conv(h_self, h_nbrs, weights, ctx), conv(h_self, changed, weights, ctx))
+
+
+def test_contextual_embeddings_depend_on_the_context():
+    batch = ms_batch(2)
+    m = model().eval()
+    ctx = m.context_vectors(0, torch.randn(2, 3), torch.tensor([3, 4]))
+    a, b = m(batch, context=ctx[0]), m(batch, context=ctx[1])
+    assert a.shape == b.shape == m(batch).shape
+    assert torch.allclose(a.norm(dim=1), torch.ones(len(a)), atol=1e-5)
+    assert not torch.allclose(a, b)
+
+
+def test_featureless_context_type_uses_id_vectors():
+    m = model(context_dims={"user": 0})
+    out = m.context_vectors(0, None, torch.arange(5))
+    assert out.shape == (5, 16) and (out >= 0).all()
+
+
+def test_heads_must_divide_hidden():
+    with pytest.raises(ModelError, match="attention_heads"):
+        model(attention_heads=3)
+
+
+def test_needs_context_types_and_context_batches():
+    with pytest.raises(ModelError, match="pinsage"):
+        model(context_dims={})
+    with pytest.raises(ModelError, match="context"):
+        model()(make_batch(3))

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from gpu_consumer.layers import InputEncoder, ModelError, gather_neighbours, hash_ids
+from gpu_consumer.loss import max_margin_loss
+from gpu_consumer.pinsage import PinSage, PinSageConv
+from tests.gpu_consumer.batches import make_batch
+
+
+def model(**kw):
+    torch.manual_seed(0)
+    args = dict(feature_dim=5, hidden_dim=16, embedding_dim=8, num_layers=2)
+    args.update(kw)
+    return PinSage(**args)
+
+
+def test_forward_shapes_and_unit_sphere():
+    batch = make_batch(1)
+    out = model()(batch)
+    assert out.shape == (len(batch.node_sets[-1]), 8)
+    assert torch.allclose(out.norm(dim=1), torch.ones(len(out)), atol=1e-5)
+
+
+def test_every_parameter_gets_a_gradient():
+    batch = make_batch(2)
+    m = model(id_embedding_buckets=64)
+    out = m(batch)
+    max_margin_loss(out, batch.queries, batch.positives, batch.easy_negatives,
+                    batch.hard_negatives, margin=0.5).loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_conv_matches_algorithm_1_for_both_poolings():
+    torch.manual_seed(0)
+    h_self, h_nbrs = torch.randn(3, 4), torch.randn(3, 5, 4)
+    weights = torch.tensor([[0.7, 0.2, 0.1, 0.0, 0.0],
+                            [1.0, 0.0, 0.0, 0.0, 0.0],
+                            [0.2, 0.2, 0.2, 0.2, 0.2]])
+    for pooling in ("importance", "uniform"):
+        conv = PinSageConv(4, 6, pooling)
+        nbr = torch.relu(conv.Q(h_nbrs))
+        alpha = weights if pooling == "importance" else (weights > 0).float() / (
+            (weights > 0).sum(1, keepdim=True))
+        gamma = (alpha.unsqueeze(-1) * nbr).sum(1)
+        z = torch.relu(conv.W(torch.cat([h_self, gamma], 1)))
+        expected = z / z.norm(dim=1, keepdim=True)
+        assert torch.allclose(conv(h_self, h_nbrs, weights), expected, atol=1e-6)
+
+
+def test_importance_and_uniform_pooling_differ_only_for_unequal_weights():
+    torch.manual_seed(0)
+    imp, uni = PinSageConv(4, 6, "importance"), PinSageConv(4, 6, "uniform")
+    uni.load_state_dict(imp.state_dict())
+    h_self, h_nbrs = torch.randn(2, 4), torch.randn(2, 3, 4)
+    skewed = torch.tensor([[0.9, 0.05, 0.05], [0.6, 0.4, 0.0]])
+    assert not torch.allclose(imp(h_self, h_nbrs, skewed), uni(h_self, h_nbrs, skewed))
+    equal = torch.tensor([[1 / 3] * 3, [0.5, 0.5, 0.0]])
+    assert torch.allclose(imp(h_self, h_nbrs, equal), uni(h_self, h_nbrs, equal), atol=1e-6)
+
+
+def test_padding_contributes_nothing():
+    torch.manual_seed(0)
+    conv = PinSageConv(4, 6, "importance")
+    h_self, h_nbrs = torch.randn(1, 4), torch.randn(1, 3, 4)
+    weights = torch.tensor([[0.5, 0.5, 0.0]])
+    changed = h_nbrs.clone()
+    changed[0, 2] = 100.0
+    for pooling in ("importance", "uniform"):
+        conv.pooling = pooling
+        assert torch.allclose(conv(h_self, h_nbrs, weights), conv(h_self, changed, weights))
+
+
+def test_isolated_node_gets_a_finite_embedding():
+    conv = PinSageConv(4, 6, "uniform")
+    out = conv(torch.randn(1, 4), torch.randn(1, 3, 4), torch.zeros(1, 3))
+    assert torch.isfinite(out).all()
+
+
+def test_layerwise_api_reproduces_forward():
+    batch = make_batch(3)
+    m = model().eval()
+    h = m.input_vectors(batch.features, batch.node_sets[0])
+    for k in range(m.num_layers):
+        h = m.convolve(k, h[:batch.num_dst[k]], gather_neighbours(h, batch.nbr_index[k]),
+                       batch.nbr_weight[k])
+    assert torch.allclose(m.finalize(h), m(batch), atol=1e-6)
+
+
+def test_float16_features_are_cast():
+    batch = make_batch(4)
+    assert batch.features.dtype == torch.float16
+    assert model()(batch).dtype == torch.float32
+
+
+def test_id_embeddings_only_for_a_featureless_type():
+    batch = make_batch(5, feature_dim=0)
+    out = model(feature_dim=0, id_embedding_buckets=32)(batch)
+    assert torch.isfinite(out).all()
+
+
+def test_no_features_and_no_ids_is_a_clear_error():
+    with pytest.raises(ModelError, match="id_embedding_buckets"):
+        InputEncoder(0, 8, 0, what="user")
+
+
+def test_wrong_layer_count_is_a_clear_error():
+    with pytest.raises(ModelError, match="num_layers"):
+        model(num_layers=3)(make_batch(6))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 2**40), min_size=1, max_size=50), st.integers(1, 10_000))
+def test_hash_ids_in_range_and_deterministic(ids, buckets):
+    t = torch.tensor(ids)
+    a, b = hash_ids(t, buckets), hash_ids(t.clone(), buckets)
+    assert torch.equal(a, b)
+    assert int(a.min()) >= 0 and int(a.max()) < buckets
+
+
+def test_hash_spreads_consecutive_ids():
+    buckets = hash_ids(torch.arange(1000), 1000)
+    assert len(np.unique(buckets.numpy())) > 550  # random assignment gives ~632
