@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import non_negative, setting
+from sagewalk.config.schema import non_negative, positive, setting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,3 +20,7 @@ class MonitoringConfig:
                                   "reads the daemons directly.")
     sd_file: str = setting("", "Prometheus file-based service-discovery file the sampler "
                            "writes its producers' endpoints to; empty disables.")
+    dashboard_refresh_s: float = setting(2.0, "Seconds between dashboard refreshes (each "
+                                         "scrapes every daemon once).", check=positive)
+    dashboard_history: int = setting(300, "Refreshes the dashboard keeps and charts.",
+                                     check=positive)
