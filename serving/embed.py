@@ -1,0 +1,227 @@
+"""All-node embeddings, layer by layer, chunked, resumable, in N processes.
+
+    result = embed_all(EmbedJob(store_path=..., run_dir=..., out_dir=..., sampler=cfg))
+
+The job directory holds the memmapped tables (serving/layerwise.py) and
+`progress.json`: the finished chunks of every stage plus the job's identity
+(store digest, model file digest, sampler settings).  A rerun with the same
+identity skips finished chunks; a different identity starts afresh, so stale
+rows can never mix with new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sagewalk.errors import SagewalkError
+from serving import layerwise
+
+log = logging.getLogger(__name__)
+
+PROGRESS = "progress.json"
+PROGRESS_VERSION = 1
+
+
+class EmbedError(SagewalkError):
+    """An embedding job cannot run as asked."""
+
+
+@dataclass(frozen=True)
+class NeighbourhoodSettings:
+    """What fixes every node's neighbourhood (PinSage inference: deterministic)."""
+    item_type: str
+    num_walks: int
+    walk_length: int
+    restart_prob: float
+    top_k: int
+    seed: int
+    context_weights: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def from_config(cls, sampler_cfg) -> "NeighbourhoodSettings":
+        return cls(sampler_cfg.item_type, sampler_cfg.num_walks, sampler_cfg.walk_length,
+                   sampler_cfg.restart_prob, sampler_cfg.num_neighbors, sampler_cfg.seed,
+                   tuple(sorted(sampler_cfg.context_weights.items())))
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    store_path: str
+    run_dir: str          # holds model.pt (gpu_consumer.model.export_model)
+    out_dir: str          # job directory: tables, progress, exports
+    neighbourhoods: NeighbourhoodSettings
+    chunk_nodes: int = 65536
+    processes: int = 2
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    out_dir: Path
+    num_nodes: int
+    dim: int
+    chunks_run: int
+    chunks_skipped: int
+    seconds: float
+
+    def embeddings(self) -> np.ndarray:
+        return np.load(self.out_dir / "embeddings.npy", mmap_mode="r")
+
+
+def make_neighbourhood_fn(store, settings: NeighbourhoodSettings, multisage: bool):
+    """seeds -> sampler.records.Neighbourhoods, fixed by settings.seed."""
+    from sampler.graph import WalkGraph
+    from sampler import neighbourhoods as nbh
+    graph = WalkGraph.from_store(store, settings.item_type, dict(settings.context_weights))
+    fn = nbh.multisage_neighbourhoods if multisage else nbh.pinsage_neighbourhoods
+
+    def neighbourhoods(seeds: np.ndarray):
+        return fn(graph, seeds, num_walks=settings.num_walks, walk_length=settings.walk_length,
+                  restart_prob=settings.restart_prob, top_k=settings.top_k, seed=settings.seed)
+    return neighbourhoods
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _identity(job: EmbedJob, store) -> dict:
+    from gpu_consumer.model import MODEL_FILE
+    return {"version": PROGRESS_VERSION, "store": store.digest,
+            "model": _file_digest(Path(job.run_dir) / MODEL_FILE),
+            "neighbourhoods": asdict(job.neighbourhoods), "chunk_nodes": job.chunk_nodes}
+
+
+def _chunks(n: int, size: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+# -- worker processes --------------------------------------------------------
+
+_RUNNER = None
+
+
+def _runner_for(job: EmbedJob, mode: str = "r+"):
+    from graphstore import open_store
+    from gpu_consumer.model import load_model
+    store = open_store(job.store_path)
+    model = load_model(job.run_dir)
+    multisage = model.spec.model == "multisage"
+    n = store.node_types[job.neighbourhoods.item_type]
+    hidden = model.spec.hidden_dim
+    tables = layerwise.open_tables(Path(job.out_dir), n, job.neighbourhoods.top_k, hidden,
+                                   model.spec.embedding_dim, model.num_layers, multisage, mode)
+    fn = make_neighbourhood_fn(store, job.neighbourhoods, multisage)
+    return layerwise.ChunkRunner(store, model, tables, fn, job.neighbourhoods.item_type)
+
+
+def _init_worker(job: EmbedJob) -> None:
+    global _RUNNER
+    layerwise.limit_threads()
+    _RUNNER = _runner_for(job)
+
+
+def _run_chunk(task: tuple[str, int, int]) -> tuple[str, int, int]:
+    _RUNNER.run(*task)
+    return task
+
+
+# -- the coordinator ---------------------------------------------------------
+
+def embed_all(job: EmbedJob, *, progress: bool = True) -> EmbedResult:
+    """Run (or resume) every stage; returns where the embeddings are."""
+    import time
+    from graphstore import open_store
+    from gpu_consumer.model import load_model
+    start = time.perf_counter()
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    store = open_store(job.store_path)
+    if job.neighbourhoods.item_type not in store.node_types:
+        raise EmbedError(f"item type {job.neighbourhoods.item_type!r} is not in the store at "
+                         f"{store.path} (it has {', '.join(store.node_types)}); set "
+                         "sampler.item_type")
+    model = load_model(job.run_dir)
+    n = store.node_types[job.neighbourhoods.item_type]
+    done = _load_progress(out, _identity(job, store), n, job, model)
+    chunks = _chunks(n, job.chunk_nodes)
+    todo = {s: [c for c in chunks if f"{c[0]}:{c[1]}" not in done["done"].get(s, [])]
+            for s in layerwise.stages(model.num_layers)}
+    run = sum(len(v) for v in todo.values())
+    skipped = len(chunks) * len(todo) - run
+    if skipped:
+        log.info("resuming %s: %d of %d chunks already done", out, skipped, skipped + run)
+    _run_stages(job, todo, done, out, progress, total=run)
+    return EmbedResult(out, n, model.spec.embedding_dim, run, skipped,
+                       time.perf_counter() - start)
+
+
+def _load_progress(out: Path, identity: dict, n: int, job: EmbedJob, model) -> dict:
+    path = out / PROGRESS
+    if path.exists():
+        state = json.loads(path.read_text())
+        if state.get("identity") == identity:
+            return state
+        log.warning("%s: store, model or settings changed since the last run; starting afresh",
+                    path)
+    multisage = model.spec.model == "multisage"
+    layerwise.open_tables(out, n, job.neighbourhoods.top_k, model.spec.hidden_dim,
+                          model.spec.embedding_dim, model.num_layers, multisage, "w+")
+    state = {"identity": identity, "done": {}}
+    _save_progress(out, state)
+    return state
+
+
+def _save_progress(out: Path, state: dict) -> None:
+    tmp = out / (PROGRESS + ".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, out / PROGRESS)
+
+
+def _run_stages(job: EmbedJob, todo: dict, state: dict, out: Path, progress: bool,
+                total: int) -> None:
+    from tqdm import tqdm
+    bar = tqdm(total=total, unit="chunk", desc="embed", disable=not progress)
+    pool = None
+    if job.processes > 1 and total > 1:
+        # spawn: a forked child would inherit torch's thread pool and any CUDA state.
+        pool = mp.get_context("spawn").Pool(job.processes, _init_worker, (job,))
+    else:
+        global _RUNNER
+        _RUNNER = _runner_for(job)   # in-process: keep torch's own thread count
+    try:
+        for stage, chunks in todo.items():   # stages in order: each reads the one before
+            tasks = [(stage, lo, hi) for lo, hi in chunks]
+            results = pool.imap_unordered(_run_chunk, tasks) if pool else map(_run_chunk, tasks)
+            for _, lo, hi in results:
+                state["done"].setdefault(stage, []).append(f"{lo}:{hi}")
+                _save_progress(out, state)
+                bar.set_postfix(stage=stage)
+                bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+
+def export(result_dir: Path, store, item_type: str, export_dir: Path) -> Path:
+    """embeddings.npy (float32 [n, d]) and ids.txt (external ids, row order)."""
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    vectors = np.load(Path(result_dir) / "embeddings.npy", mmap_mode="r")
+    np.save(export_dir / "embeddings.npy", np.asarray(vectors, np.float32))
+    ids = store.ids(item_type).to_external(np.arange(len(vectors)))
+    (export_dir / "ids.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+    return export_dir

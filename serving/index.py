@@ -1,0 +1,182 @@
+"""FAISS index over unit-sphere embeddings, and related-item lookup by id.
+
+An index directory holds:
+    index.faiss   the FAISS index (inner product = cosine on the unit sphere)
+    index.json    kind, size, dimension, parameters, recall@k against exact search
+    ids.txt       external id of each row
+    titles.txt    display title of each row (when the store has a title attribute)
+    embeddings.npy  the vectors (queries look their own vector up here)
+
+Small catalogues get exact search (IndexFlatIP); large ones HNSW (graph, no
+training) or IVF (k-means lists, nprobe probed).  Approximate recall is always
+measured against exact search on a sample of queries and written down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sagewalk.errors import SagewalkError
+
+log = logging.getLogger(__name__)
+
+AUTO_EXACT_BELOW = 100_000
+INDEX_VERSION = 1
+
+
+class IndexError_(SagewalkError):
+    """An index cannot be built, opened or queried as asked."""
+
+
+class UnknownItem(IndexError_):
+    """A query names an id the index does not hold."""
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    version: int
+    kind: str
+    num_items: int
+    dim: int
+    params: dict
+    recall_at_k: float | None   # approximate vs exact, on a sample; None for exact
+    recall_k: int
+    recall_queries: int
+
+
+def choose_kind(kind: str, n: int) -> str:
+    if kind == "auto":
+        return "exact" if n < AUTO_EXACT_BELOW else "hnsw"
+    return kind
+
+
+def build_faiss(vectors: np.ndarray, kind: str, *, hnsw_m: int = 32, ef_search: int = 128,
+                nlist: int | None = None, nprobe: int = 16):
+    import faiss
+    n, d = vectors.shape
+    if kind == "exact":
+        index, params = faiss.IndexFlatIP(d), {}
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 2 * ef_search
+        index.hnsw.efSearch = ef_search
+        params = {"M": hnsw_m, "efSearch": ef_search}
+    elif kind == "ivf":
+        # ~4 sqrt(n) lists is the usual starting point; at least 39 points per centroid
+        # keeps k-means from warning and from empty lists.
+        nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = min(nprobe, nlist)
+        params = {"nlist": nlist, "nprobe": index.nprobe}
+    else:
+        raise IndexError_(f"index kind {kind!r}: expected 'exact', 'hnsw', 'ivf' or 'auto'")
+    index.add(vectors)
+    return index, params
+
+
+def recall_vs_exact(index, vectors: np.ndarray, k: int = 10, queries: int = 1000,
+                    seed: int = 0) -> tuple[float, int]:
+    """Mean fraction of exact top-k found by `index`, over sampled queries."""
+    import faiss
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    k = min(k, len(vectors))
+    _, truth = exact.search(vectors[rows], k)
+    _, got = index.search(vectors[rows], k)
+    found = [len(set(t.tolist()) & set(g.tolist())) for t, g in zip(truth, got)]
+    return float(np.sum(found) / (len(rows) * k)), len(rows)
+
+
+def build_index(export_dir: Path, out_dir: Path, *, kind: str = "auto",
+                titles: list[str] | None = None, recall_k: int = 10) -> IndexInfo:
+    """Index `export_dir`'s embeddings.npy / ids.txt into `out_dir`."""
+    import faiss
+    export_dir, out_dir = Path(export_dir), Path(out_dir)
+    vectors = np.ascontiguousarray(np.load(export_dir / "embeddings.npy"), np.float32)
+    ids = read_lines(export_dir / "ids.txt")
+    if len(ids) != len(vectors):
+        raise IndexError_(f"{export_dir}: ids.txt has {len(ids)} lines but embeddings.npy "
+                          f"{len(vectors)} rows; re-export with `sagewalk embed --export`")
+    kind = choose_kind(kind, len(vectors))
+    index, params = build_faiss(vectors, kind)
+    recall, nq = (None, 0) if kind == "exact" else recall_vs_exact(index, vectors, recall_k)
+    info = IndexInfo(INDEX_VERSION, kind, len(vectors), vectors.shape[1], params, recall,
+                     recall_k, nq)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(out_dir / "index.faiss"))
+    if out_dir.resolve() != export_dir.resolve():
+        np.save(out_dir / "embeddings.npy", vectors)
+        (out_dir / "ids.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+    if titles is not None:
+        (out_dir / "titles.txt").write_text("".join(f"{t}\n" for t in titles),
+                                            encoding="utf-8")
+    (out_dir / "index.json").write_text(json.dumps(asdict(info), indent=2) + "\n")
+    return info
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as err:
+        raise IndexError_(f"{path}: not found; build it with `sagewalk embed --export` "
+                          "and `sagewalk index`") from err
+
+
+@dataclass(frozen=True)
+class Related:
+    id: str
+    title: str | None
+    score: float
+
+
+class RelatedItems:
+    """Open an index directory and answer "more like this" by external id."""
+
+    def __init__(self, index_dir: Path):
+        import faiss
+        self.dir = Path(index_dir)
+        meta = self.dir / "index.json"
+        if not meta.exists():
+            raise IndexError_(f"{self.dir}: no index.json; build the index with "
+                              "`sagewalk index`")
+        self.info = IndexInfo(**json.loads(meta.read_text()))
+        if self.info.version != INDEX_VERSION:
+            raise IndexError_(f"{meta}: index version {self.info.version}, this sagewalk "
+                              f"reads {INDEX_VERSION}; rebuild with `sagewalk index`")
+        self.index = faiss.read_index(str(self.dir / "index.faiss"))
+        self.vectors = np.load(self.dir / "embeddings.npy", mmap_mode="r")
+        self.ids = read_lines(self.dir / "ids.txt")
+        self.row = {x: i for i, x in enumerate(self.ids)}
+        titles = self.dir / "titles.txt"
+        self.titles = read_lines(titles) if titles.exists() else None
+
+    def lookup(self, item_id: str) -> int:
+        try:
+            return self.row[item_id]
+        except KeyError:
+            raise UnknownItem(f"unknown id {item_id!r}: not among the {len(self.ids):,} "
+                              f"indexed items (ids are external ids as in ids.txt, e.g. "
+                              f"{self.ids[0]!r})") from None
+
+    def title(self, row: int) -> str | None:
+        return self.titles[row] if self.titles is not None else None
+
+    def related(self, item_id: str, k: int = 10) -> list[Related]:
+        """The k nearest items to `item_id`, itself excluded, best first."""
+        if k < 1:
+            raise IndexError_(f"k must be >= 1, got {k}")
+        row = self.lookup(item_id)
+        query = np.asarray(self.vectors[row:row + 1], np.float32)
+        want = min(k + 1, len(self.ids))
+        scores, rows = self.index.search(query, want)
+        out = [Related(self.ids[r], self.title(r), float(s))
+               for s, r in zip(scores[0], rows[0]) if r >= 0 and r != row]
+        return out[:k]

@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import pytest
+
+from serving.index import IndexError_, RelatedItems, UnknownItem, build_index
+
+
+def _export(tmp_path, n=300, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    src = tmp_path / "export"
+    src.mkdir()
+    np.save(src / "embeddings.npy", v)
+    (src / "ids.txt").write_text("".join(f"m{i}\n" for i in range(n)))
+    return src, v
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_related_matches_brute_force(tmp_path, kind):
+    src, v = _export(tmp_path)
+    info = build_index(src, tmp_path / "idx", kind=kind, titles=[f"T{i}" for i in range(300)])
+    assert info.kind == kind and info.num_items == 300
+    if kind == "exact":
+        assert info.recall_at_k is None
+    else:
+        assert 0.8 <= info.recall_at_k <= 1.0
+    rel = RelatedItems(tmp_path / "idx")
+    got = rel.related("m7", k=5)
+    truth = np.argsort(-(v @ v[7]), kind="stable")
+    truth = [f"m{i}" for i in truth if i != 7][:5]
+    assert "m7" not in [h.id for h in got]
+    if kind == "exact":
+        assert [h.id for h in got] == truth
+        assert got[0].title == truth[0].replace("m", "T")
+        assert got[0].score == pytest.approx(float(v[7] @ v[int(truth[0][1:])]), abs=1e-5)
+    else:
+        assert len(set(h.id for h in got) & set(truth)) >= 3
+    assert json.loads((tmp_path / "idx" / "index.json").read_text())["kind"] == kind
+
+
+def test_unknown_id_and_bad_k(tmp_path):
+    src, _ = _export(tmp_path, n=20)
+    build_index(src, src, kind="auto")
+    rel = RelatedItems(src)
+    assert rel.info.kind == "exact" and rel.titles is None
+    with pytest.raises(UnknownItem, match="unknown id 'nope'"):
+        rel.related("nope")
+    with pytest.raises(IndexError_, match="k must be >= 1"):
+        rel.related("m1", 0)
+    assert len(rel.related("m1", 100)) == 19
+
+
+def test_mismatched_ids_are_reported(tmp_path):
+    src, _ = _export(tmp_path, n=10)
+    (src / "ids.txt").write_text("a\nb\n")
+    with pytest.raises(IndexError_, match="ids.txt has 2 lines but embeddings.npy 10 rows"):
+        build_index(src, tmp_path / "i")
