@@ -53,3 +53,8 @@ def assert_batches_equal(a: MiniBatch, b: MiniBatch) -> None:
     for name in left:
         assert left[name].dtype == right[name].dtype, name
         np.testing.assert_array_equal(left[name], right[name], err_msg=name)
+
+
+def make_builder(config) -> SyntheticBuilder:
+    """Producer builder factory ("synthetic:make_builder") for supervisor tests."""
+    return SyntheticBuilder(config, delay_s=0.02)

@@ -1,0 +1,37 @@
+"""The sampler daemon: a producer supervisor with a control socket and /metrics."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def run(config, *, config_path: str | None, overrides=(), connect: str | None = None,
+        builder: str = "worker.producer:default_builder") -> int:
+    """Run until SIGTERM/SIGINT (exit 0 after draining) or until the restart
+    budget is spent (exit 1)."""
+    from worker.control import ControlServer
+    from worker.supervisor import Supervisor
+
+    supervisor = Supervisor(config, config_path=config_path, overrides=tuple(overrides),
+                            endpoint=connect, builder=builder)
+    supervisor.install_signals()
+    server = None
+    mon = config.monitoring
+    if mon.sampler_port:
+        from monitoring.exporter import serve_metrics
+        server = serve_metrics(mon.host, mon.sampler_port, role="sampler", instance="sampler")
+    control = ControlServer(config.worker.control_endpoint)
+    log.info("sampler: %d producers -> %s (control %s)", supervisor.target,
+             connect or config.worker.trainer_endpoint, config.worker.control_endpoint)
+    if server is not None:
+        server.set_ready(True)
+    try:
+        return supervisor.run(control)
+    finally:
+        if server is not None:
+            server.set_ready(False)
+        control.close()
+        if server is not None:
+            server.close()
