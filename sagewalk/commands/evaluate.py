@@ -1,0 +1,99 @@
+"""`sagewalk evaluate`: HITS@K (DGL protocol) or pair hit-rate / scaled MRR."""
+
+from __future__ import annotations
+
+import argparse
+
+from sagewalk.commands._common import add_config_args, load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="Score embeddings and baselines: DGL's PinSAGE HITS@K on a "
+        "leave-last-out dataset, or hit-rate@K and scaled MRR on a pair file.")
+    add_config_args(parser)
+    parser.add_argument("--dataset", metavar="DIR", default=None,
+                        help="Converted dataset (`sagewalk datasets fetch`): train/valid/test.")
+    parser.add_argument("--embeddings", metavar="EXPORT_DIR", default=None,
+                        help="`sagewalk embed --export` directory (the model under test).")
+    parser.add_argument("--baselines", default="popularity,itemknn,randomwalk,genre",
+                        help="Comma-separated baselines (popularity, itemknn, randomwalk, "
+                        "genre, features); empty for none.")
+    parser.add_argument("--store", metavar="DIR", default=None,
+                        help="Store whose item features the 'features' baseline uses.")
+    parser.add_argument("-k", type=int, default=10, help="Cut-off K.")
+    parser.add_argument("--pairs", metavar="FILE", default=None,
+                        help="Pair protocol: tab-separated query and positive external ids "
+                        "(or 'valid' / 'test' for latest-train-item pairs of --dataset).")
+    parser.add_argument("--scale", type=float, default=100.0,
+                        help="MRR rank scale (PinSage 100, MultiSage 10).")
+    parser.add_argument("--pool", type=int, default=None,
+                        help="Candidate pool size (default: every item).")
+    parser.add_argument("--out", metavar="FILE", default=None, help="Write results as JSON.")
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from serving import methods as m
+    from serving.evaluate import EvaluationError, load_held_out
+    config = load_config(args)
+    if args.dataset is None:
+        raise EvaluationError("--dataset DIR is required (the directory `sagewalk datasets "
+                              "fetch` printed; it holds items.tsv and train/valid/test.tsv)")
+    if args.k < 1:
+        raise EvaluationError(f"-k must be >= 1, got {args.k}")
+    held = load_held_out(Path(args.dataset))
+    scorers = _scorers(args, config, held, m)
+    if args.pairs:
+        results = _pairs(args, held, scorers)
+        for name, r in results.items():
+            print(f"{name:<24} hit-rate@{args.k} {r['hit_rate']:.4f}  "
+                  f"MRR(scale {args.scale:g}) {r['mrr']:.4f}  ({r['pairs']} pairs, "
+                  f"pool {r['pool']})")
+    else:
+        results = m.evaluate_methods(scorers, held, args.k)
+        print(m.table(results, args.k))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"methods": results}, indent=2) + "\n")
+    return 0
+
+
+def _scorers(args, config, held, m) -> dict:
+    from pathlib import Path
+    scorers = {}
+    if args.embeddings:
+        scorers["model"] = m.load_export(Path(args.embeddings), held.item_ids)
+    feats = None
+    names = [b for b in args.baselines.split(",") if b]
+    if "features" in names:
+        from graphstore import open_store
+        store = open_store(args.store or config.graphstore.path)
+        feats = m.catalogue_features(store, config.sampler.item_type, held.item_ids)
+    for name in names:
+        scorers[name] = m.baseline(name, held, Path(args.dataset), feats)
+    return scorers
+
+
+def _pairs(args, held, scorers) -> dict:
+    import numpy as np
+
+    from serving.evaluate import EvaluationError, pair_metrics, pairs_from_split
+    if args.pairs in ("valid", "test"):
+        q, p = pairs_from_split(held, args.pairs)
+    else:
+        index = {x: i for i, x in enumerate(held.item_ids)}
+        q, p = [], []
+        for lineno, line in enumerate(open(args.pairs, encoding="utf-8"), start=1):
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) < 2 or cols[0] not in index or cols[1] not in index:
+                raise EvaluationError(f"{args.pairs}:{lineno}: expected two tab-separated "
+                                      f"item ids of the catalogue, got {line.strip()!r}")
+            q.append(index[cols[0]])
+            p.append(index[cols[1]])
+        q, p = np.array(q), np.array(p)
+    return {name: pair_metrics(s, q, p, k=args.k, scale=args.scale, pool=args.pool,
+                               num_items=len(held.item_ids)).__dict__
+            for name, s in scorers.items()}

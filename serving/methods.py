@@ -1,0 +1,116 @@
+"""Named methods (model and baselines) as scorers over one catalogue, and the
+results table every report prints.
+
+All methods score the same catalogue (the dataset's items.tsv order), so an
+item the model never saw (no row in its embeddings) is simply unrankable for
+it (-inf) rather than silently shifting everyone's ids.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from serving import baselines
+from serving.evaluate import EvaluationError, HeldOut, hits_at_k
+
+BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features")
+
+
+class CatalogueEmbeddings:
+    """Embedding scorer over the catalogue; rows missing from the export score -inf."""
+
+    def __init__(self, vectors: np.ndarray, ids: list[str], catalogue: tuple[str, ...]):
+        row = {x: i for i, x in enumerate(ids)}
+        where = np.array([row.get(x, -1) for x in catalogue], np.int64)
+        self.present = where >= 0
+        self.vectors = np.zeros((len(catalogue), vectors.shape[1]), np.float32)
+        self.vectors[self.present] = np.asarray(vectors, np.float32)[where[self.present]]
+
+    def __call__(self, queries: np.ndarray) -> np.ndarray:
+        scores = self.vectors[queries] @ self.vectors.T
+        scores[:, ~self.present] = -np.inf
+        return scores
+
+
+def load_export(export_dir: Path, catalogue: tuple[str, ...]) -> CatalogueEmbeddings:
+    export_dir = Path(export_dir)
+    try:
+        vectors = np.load(export_dir / "embeddings.npy", mmap_mode="r")
+        ids = (export_dir / "ids.txt").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as err:
+        raise EvaluationError(f"{export_dir}: {err.filename} missing; write it with "
+                              "`sagewalk embed --export DIR`") from err
+    scorer = CatalogueEmbeddings(vectors, ids, catalogue)
+    if not scorer.present.any():
+        raise EvaluationError(f"{export_dir}: none of its {len(ids)} ids are in the dataset's "
+                              f"catalogue (e.g. {ids[:1]} vs {list(catalogue[:1])}); embed the "
+                              "store built from this dataset")
+    return scorer
+
+
+def baseline(name: str, held: HeldOut, dataset: Path | None = None,
+             store_features: np.ndarray | None = None):
+    """A baseline scorer by name (see BASELINES)."""
+    graph = baselines.Bipartite.from_pairs(held.train.items, held.train.users,
+                                           len(held.item_ids), held.num_users)
+    if name == "popularity":
+        return baselines.Popularity(graph)
+    if name == "itemknn":
+        return baselines.ItemKNN(graph, cosine=True)
+    if name == "randomwalk":
+        return baselines.RandomWalk(graph, hops=1)
+    if name == "genre":
+        if dataset is None or not (Path(dataset) / "item_features.npy").exists():
+            raise EvaluationError("baseline 'genre' needs the dataset's item_features.npy")
+        # Column 0 is the year; the rest are the genre one-hot columns.
+        return baselines.FeatureSimilarity(np.load(Path(dataset) / "item_features.npy")[:, 1:])
+    if name == "features":
+        if store_features is None:
+            raise EvaluationError("baseline 'features' needs the store's item features "
+                                  "(title embedding); pass --store")
+        return baselines.FeatureSimilarity(store_features)
+    raise EvaluationError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+
+
+def catalogue_features(store, item_type: str, catalogue: tuple[str, ...]) -> np.ndarray | None:
+    """The store's item features in catalogue order (zeros for absent items)."""
+    feats = store.features(item_type)
+    if feats is None:
+        return None
+    ids = store.ids(item_type)
+    rows = ids.to_external(np.arange(len(ids)))
+    where = {x: i for i, x in enumerate(rows)}
+    out = np.zeros((len(catalogue), feats.shape[1]), np.float32)
+    for i, x in enumerate(catalogue):
+        if x in where:
+            out[i] = feats[where[x]]
+    return out
+
+
+def evaluate_methods(methods: dict, held: HeldOut, k: int = 10) -> dict[str, dict]:
+    """HITS@k on validation and test for each named scorer."""
+    out = {}
+    for name, scorer in methods.items():
+        out[name] = {f"hits@{k}_valid": round(hits_at_k(scorer, held, "valid", k), 4),
+                     f"hits@{k}_test": round(hits_at_k(scorer, held, "test", k), 4)}
+    return out
+
+
+def table(results: dict[str, dict], k: int = 10) -> str:
+    lines = [f"{'method':<24} {'HITS@%d valid' % k:>13} {'HITS@%d test' % k:>12}",
+             "-" * 51]
+    for name, r in results.items():
+        lines.append(f"{name:<24} {r[f'hits@{k}_valid']:>13.4f} {r[f'hits@{k}_test']:>12.4f}")
+    return "\n".join(lines)
+
+
+def write_results(path: Path, results: dict, extra: dict | None = None) -> None:
+    payload = {"protocol": "DGL PinSAGE leave-last-out by time; query = latest train item; "
+               "train items excluded; HITS@K averaged over users", "methods": results}
+    payload.update(extra or {})
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
