@@ -120,6 +120,9 @@ def router(ctx, worker_cfg, endpoint: str):
     keys = keys_for(endpoint, worker_cfg.curve_keys_dir, "trainer", binding=True)
     sock = ctx.socket(zmq.ROUTER)
     _common(sock, worker_cfg)
+    # ZeroMQ applies this per frame and drops the connection of a peer that
+    # exceeds it; the decoder then checks the whole message against the same
+    # limit and counts an oversize one, so both bounds hold.
     sock.setsockopt(zmq.MAXMSGSIZE, worker_cfg.max_message_bytes)
     # A restarted producer reuses its identity; hand the route to the new
     # connection instead of dropping its messages as a clash.
