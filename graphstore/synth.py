@@ -1,0 +1,119 @@
+"""Synthetic bipartite item-user graphs with planted item communities.
+
+Item i belongs to community i % C.  Each user has a home community (u % C);
+an edge picks a user with power-law popularity, then, with probability
+`p_in`, an item of the user's home community (else of a uniformly random
+community), the item again by power-law popularity within the community.
+So item degrees and user degrees are both heavy-tailed, and items of one
+community share users: the ground truth a good embedding should recover.
+
+Edges are generated in fixed-size blocks, each from its own seed derived from
+(seed, block), so any size streams in constant memory and the same arguments
+give the same edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    num_edges: int
+    num_items: int
+    num_users: int
+    num_communities: int = 10
+    seed: int = 0
+    p_in: float = 0.8
+    item_exponent: float = 1.1    # popularity ~ rank^-exponent
+    user_exponent: float = 1.1
+
+    def __post_init__(self):
+        if min(self.num_items, self.num_users, self.num_communities) < 1 or self.num_edges < 0:
+            raise ValueError("synth needs edges >= 0 and items, users, communities >= 1")
+        if self.num_communities > self.num_items:
+            raise ValueError(f"synth: {self.num_communities} communities for "
+                             f"{self.num_items} items; need communities <= items")
+
+
+@dataclass(frozen=True)
+class SynthGraph:
+    items: np.ndarray          # int64 [num_edges]: item of each edge
+    users: np.ndarray          # int64 [num_edges]
+    communities: np.ndarray    # int64 [num_items]: community of each item
+
+
+def power_law_ranks(u: np.ndarray, n, exponent: float) -> np.ndarray:
+    """Ranks 0..n-1 (n an int or one per draw) with P(rank k) ~ (k+1)^-exponent (inverse CDF of the
+    continuous power law on [1, n+1), floored)."""
+    a = 1.0 - exponent
+    if abs(a) < 1e-9:
+        x = np.exp(u * np.log(n + 1.0))
+    else:
+        x = ((np.power(n + 1.0, a) - 1.0) * u + 1.0) ** (1.0 / a)
+    return np.minimum(x.astype(np.int64) - 1, n - 1).clip(0)
+
+
+def item_communities(p: SynthParams) -> np.ndarray:
+    return np.arange(p.num_items, dtype=np.int64) % p.num_communities
+
+
+def edge_blocks(p: SynthParams) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(items, users) int64 blocks of at most BLOCK edges, in order."""
+    C = p.num_communities
+    for block, start in enumerate(range(0, p.num_edges, BLOCK)):
+        m = min(BLOCK, p.num_edges - start)
+        rng = np.random.default_rng([p.seed, block])
+        users = power_law_ranks(rng.random(m), p.num_users, p.user_exponent)
+        home = users % C
+        community = np.where(rng.random(m) < p.p_in, home, rng.integers(0, C, m))
+        size = (p.num_items - community + C - 1) // C   # items in each edge's community
+        k = power_law_ranks(rng.random(m), size, p.item_exponent)
+        yield community + C * k, users
+
+
+def generate(num_edges: int, num_items: int, num_users: int, num_communities: int = 10,
+             seed: int = 0, **kwargs) -> SynthGraph:
+    """A small graph in memory (tests): every edge block concatenated."""
+    p = SynthParams(num_edges, num_items, num_users, num_communities, seed, **kwargs)
+    blocks = list(edge_blocks(p))
+    items = np.concatenate([b[0] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    users = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    return SynthGraph(items, users, item_communities(p))
+
+
+def write_tsv(p: SynthParams, out) -> int:
+    """Stream `item\\tuser` lines (with a header) to a binary file object."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    out.write(b"item\tuser\n")
+    options = pcsv.WriteOptions(include_header=False, delimiter="\t")
+    for items, users in edge_blocks(p):
+        table = pa.table({"item": items, "user": users})
+        pcsv.write_csv(table, out, write_options=options)
+    return p.num_edges
+
+
+def write_npy(p: SynthParams, path) -> int:
+    """Stream an [num_edges, 2] (item, user) .npy array, int32 when ids fit."""
+    top = max(p.num_items, p.num_users)
+    dtype = np.dtype("<i4") if top < 1 << 31 else np.dtype("<i8")
+    with open(path, "wb") as out:
+        header = {"descr": dtype.str, "fortran_order": False, "shape": (p.num_edges, 2)}
+        np.lib.format.write_array_header_2_0(out, header)
+        for items, users in edge_blocks(p):
+            np.stack([items, users], axis=1).astype(dtype).tofile(out)
+    return p.num_edges
+
+
+def write_communities(p: SynthParams, path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    table = pa.table({"item": np.arange(p.num_items), "community": item_communities(p)})
+    pcsv.write_csv(table, path, write_options=pcsv.WriteOptions(delimiter="\t",
+                                                                quoting_style="none"))
