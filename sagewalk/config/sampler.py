@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import non_negative, positive, probability, setting
+from sagewalk.config.schema import in_range, non_negative, one_of, positive, probability, setting
+
+
+def _rank_range(value) -> str | None:
+    if len(value) != 2 or not 0 <= value[0] < value[1]:
+        return "must be [lo, hi] with 0 <= lo < hi"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,11 +34,33 @@ class SamplerConfig:
     easy_negatives: int = setting(500, "Negatives drawn per batch and shared by every "
                                   "example (PinSage: ~500).", check=non_negative)
     negative_distribution: str = setting("uniform", "Easy negatives: 'uniform' or 'degree' "
-                                         "(proportional to degree^0.75).")
+                                         "(proportional to degree^0.75).",
+                                         check=one_of("uniform", "degree"))
     hard_negative_rank: tuple[int, ...] = setting(
         [2000, 5000], "Rank range of hard negatives by personalised PageRank from the query; "
-        "scaled down on catalogues too small for it.")
+        "scaled down on catalogues too small for it.", check=_rank_range)
+    hard_negative_full_catalogue: int = setting(
+        50_000, "Catalogue size (items) from which hard_negative_rank applies as given; "
+        "on smaller catalogues both ends scale down in proportion.", check=positive)
+    hard_negative_walks: int = setting(200, "Walks from each query whose visit counts rank "
+                                       "hard-negative candidates (personalised PageRank).",
+                                       check=positive)
+    hard_negative_walk_length: int = setting(50, "Steps of each hard-negative walk.",
+                                             check=positive)
+    hard_negative_restart_prob: float = setting(0.15, "Restart probability of the "
+                                                "hard-negative walks (PageRank teleport).",
+                                                check=probability)
     positives: str = setting("cooccurrence", "Where positive pairs come from: 'cooccurrence' "
                              "(items sharing a context) or a path to a pair file of external ids.")
+    pairs_per_item: int = setting(2, "Co-occurrence positives drawn once per item with at "
+                                  "least one context (a fixed, deterministic set).",
+                                  check=positive)
+    validation_fraction: float = setting(0.05, "Share of the training pairs held out for "
+                                         "validation (never in a training batch).",
+                                         check=in_range(0.0, 0.5))
+    multisage_num_neighbors: int = setting(20, "Neighbours kept per node for MultiSage "
+                                           "(its Algorithm 2: s = 20).", check=positive)
+    multisage_restart_prob: float = setting(0.1, "Restart probability of MultiSage's walks "
+                                            "(its Algorithm 2: 0.1).", check=probability)
     seed: int = setting(0, "Base seed; every ticket derives its own seed from it.",
                         check=non_negative)

@@ -1,0 +1,91 @@
+"""Negatives: easy ones shared by a whole batch, hard ones per query.
+
+Easy negatives are drawn uniformly, or proportionally to degree^0.75 (the
+word2vec / PinSage popularity correction), without replacement where the
+catalogue allows.  Hard negatives are items ranked lo..hi by personalised
+PageRank from the query (visit counts of longer restart walks): related to
+the query, but not as related as the positive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sampler.graph import WalkGraph
+from sampler.neighbourhoods import Scratch, ranked_visits
+
+
+def easy_negatives(num_items: int, count: int, rng: np.random.Generator,
+                   distribution: str = "uniform", degrees: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """int64 [min(count, num_items)] distinct item ids."""
+    count = min(count, num_items)
+    if count == 0:
+        return np.empty(0, np.int64)
+    if distribution == "uniform":
+        return rng.choice(num_items, size=count, replace=False).astype(np.int64)
+    if distribution == "degree":
+        if degrees is None:
+            raise ValueError("distribution='degree' needs the item degrees")
+        w = np.power(np.asarray(degrees, np.float64), 0.75)
+        if not w.sum() > 0:
+            return rng.choice(num_items, size=count, replace=False).astype(np.int64)
+        nonzero = int(np.count_nonzero(w))
+        if count > nonzero:  # fill with zero-degree items once every weighted one is in
+            head = np.flatnonzero(w)
+            rest = rng.choice(np.flatnonzero(w == 0), size=count - nonzero, replace=False)
+            return np.concatenate([rng.permutation(head), rest]).astype(np.int64)
+        return rng.choice(num_items, size=count, replace=False, p=w / w.sum()).astype(np.int64)
+    raise ValueError(f"sampler.negative_distribution: expected 'uniform' or 'degree', "
+                     f"got {distribution!r}")
+
+
+def rank_window(num_items: int, rank: tuple[int, int], full_catalogue: int) -> tuple[int, int]:
+    """The hard-negative rank range for a catalogue of `num_items`: as configured
+    from `full_catalogue` items up, scaled down in proportion below that (so a
+    1,000-item catalogue with [2000, 5000] @ 50,000 ranks 40..100)."""
+    lo, hi = rank
+    if num_items >= full_catalogue:
+        return lo, hi
+    scale = num_items / full_catalogue
+    lo_s = int(lo * scale)
+    return lo_s, max(lo_s + 1, int(round(hi * scale)))
+
+
+def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray, count: int,
+                   *, rank: tuple[int, int], full_catalogue: int, num_walks: int,
+                   walk_length: int, restart_prob: float, seed: int,
+                   scratch: Scratch | None = None) -> np.ndarray:
+    """int64 [B, count]: for each query, `count` items drawn uniformly from its
+    personalised-PageRank ranks in the window (never the query or its positive).
+    Where the walks reach fewer items than the window needs, the window shrinks
+    in proportion to what was reached; a query that reaches nothing gets
+    uniform items instead."""
+    queries = np.asarray(queries, np.int64)
+    b = queries.shape[0]
+    if count == 0 or b == 0:
+        return np.empty((b, count), np.int64)
+    lo, hi = rank_window(graph.num_items, rank, full_catalogue)
+    ranked = ranked_visits(graph, queries, num_walks=num_walks, walk_length=walk_length,
+                           restart_prob=restart_prob, top_k=hi, seed=seed,
+                           exclude=[np.array([p]) for p in positives], scratch=scratch)
+    reached = (ranked.counts > 0).sum(axis=1)
+    rng = np.random.default_rng([seed, 0x4A2D])
+    out = np.empty((b, count), np.int64)
+    for i in range(b):
+        v = int(reached[i])
+        a, z = (lo, hi) if v >= hi else (lo * v // hi, v)
+        if z > a:
+            out[i] = ranked.items[i, a + rng.integers(0, z - a, count)]
+        else:
+            out[i] = _uniform_except(graph.num_items, count, (queries[i], positives[i]), rng)
+    return out
+
+
+def _uniform_except(num_items: int, count: int, avoid, rng) -> np.ndarray:
+    picks = rng.integers(0, num_items, count)
+    if num_items > len(avoid):
+        for j in range(count):
+            while picks[j] in avoid:
+                picks[j] = rng.integers(0, num_items)
+    return picks

@@ -1,0 +1,148 @@
+"""Training pairs (query, positive): where they come from and how an epoch
+walks through them.
+
+The pairs are a fixed, deterministic set (from a pair file, or co-occurrence
+drawn once with the base seed); a validation share is held out; each epoch is
+a seeded permutation of the training pairs cut into consecutive batches, so
+every epoch covers every training pair exactly once whichever producer builds
+which batch.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from sagewalk.errors import SagewalkError
+from sampler.graph import WalkGraph
+from sampler.rng import advance, below, unit, walk_state
+from sampler.walk_kernels import _pick_slot
+
+
+class PairFileError(SagewalkError):
+    """The pair file is missing or malformed, or names unknown items."""
+
+
+@dataclass(frozen=True)
+class TrainingPairs:
+    queries: np.ndarray          # int64 [n] training pairs
+    positives: np.ndarray
+    val_queries: np.ndarray      # int64 [m] held out
+    val_positives: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.queries.shape[0])
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+    def batch(self, epoch: int, index: int, batch_size: int, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs of batch `index` of `epoch` (the last batch may be short)."""
+        total = self.num_batches(batch_size)
+        if not 0 <= index < total:
+            raise ValueError(f"batch {index} of epoch {epoch} does not exist: an epoch has "
+                             f"{total} batches of {batch_size} pairs ({len(self)} pairs)")
+        order = epoch_order(len(self), seed, epoch)[index * batch_size:(index + 1) * batch_size]
+        return self.queries[order], self.positives[order]
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of the n training pairs for `epoch` (same in every process)."""
+    return np.random.default_rng([seed, epoch, 0x5A17]).permutation(n)
+
+
+def split(queries, positives, validation_fraction: float, seed: int) -> TrainingPairs:
+    """Hold out round(fraction * n) pairs, chosen by a seeded permutation."""
+    q = np.asarray(queries, np.int64)
+    p = np.asarray(positives, np.int64)
+    keep = q != p
+    q, p = q[keep], p[keep]
+    perm = np.random.default_rng([seed, 0xBA1]).permutation(q.shape[0])
+    n_val = int(round(validation_fraction * q.shape[0]))
+    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    return TrainingPairs(q[train], p[train], q[val], p[val])
+
+
+def cooccurrence_pairs(graph: WalkGraph, pairs_per_item: int, seed: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """For every item with a context, `pairs_per_item` positives: an item that
+    shares a context with it (one item->context->item step that does not
+    return to the item itself; up to 16 tries, then that draw is dropped)."""
+    q = np.empty(graph.num_items * pairs_per_item, np.int64)
+    p = np.empty_like(q)
+    n = _cooccurrence_kernel(graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item,
+                             graph.type_cum, graph.num_items, pairs_per_item,
+                             np.uint64(seed), q, p)
+    return q[:n], p[:n]
+
+
+@numba.njit(nogil=True, cache=True)
+def _cooccurrence_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items,
+                         per_item, seed, out_q, out_p):
+    single = type_cum.shape[0] == 1
+    n = 0
+    for item in range(num_items):
+        for r in range(per_item):
+            s = walk_state(seed, item, r)
+            for _ in range(16):
+                s = advance(s)
+                if single:
+                    a = item_ptr[item]
+                    d = item_ptr[item + 1] - a
+                else:
+                    a, d = _pick_slot(item_ptr, type_cum, item, unit(s))
+                    s = advance(s)
+                if d == 0:
+                    break
+                g = np.int64(item_ctx[a + below(s, d)])
+                s = advance(s)
+                a2 = ctx_ptr[g]
+                d2 = ctx_ptr[g + 1] - a2
+                other = np.int64(ctx_item[a2 + below(s, d2)]) if d2 > 0 else item
+                if other != item:
+                    out_q[n] = item
+                    out_p[n] = other
+                    n += 1
+                    break
+    return n
+
+
+def read_pair_file(path: str | Path, idmap) -> tuple[np.ndarray, np.ndarray]:
+    """Two columns of external item ids per line (tab, comma or whitespace
+    separated); blank lines and lines starting with '#' are skipped."""
+    path = Path(path)
+    queries, positives = [], []
+    try:
+        with path.open(newline="") as f:
+            for lineno, line in enumerate(f, 1):
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                cols = _columns(text)
+                if len(cols) != 2:
+                    raise PairFileError(f"{path}:{lineno}: expected 2 columns (query id, "
+                                        f"positive id), got {len(cols)}: {text[:80]!r}")
+                queries.append(cols[0])
+                positives.append(cols[1])
+    except OSError as err:
+        raise PairFileError(f"sampler.positives: cannot read pair file {path}: {err}; "
+                            "give a readable file or 'cooccurrence'") from err
+    if not queries:
+        raise PairFileError(f"{path}: no pairs found; expected lines 'query_id<TAB>positive_id'")
+    try:
+        return idmap.to_dense(queries), idmap.to_dense(positives)
+    except SagewalkError as err:
+        raise PairFileError(f"{path}: {err}") from err
+
+
+def _columns(text: str) -> list[str]:
+    if "\t" in text:
+        return [c.strip() for c in text.split("\t")]
+    if "," in text:
+        return [c.strip() for c in next(csv.reader([text]))]
+    return text.split()

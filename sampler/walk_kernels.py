@@ -1,0 +1,255 @@
+"""Numba kernels for item -> context -> item walks with visit counting.
+
+Layout of the graph arrays: see sampler/graph.py.  The walks of a block of
+seeds advance in lockstep, one hop per gather pass (four passes per step), so
+the loads of different walks overlap.  Each walk's RNG is keyed by (seed,
+start node, walk number): results do not depend on blocks or threads.
+
+Visit counting uses per-thread counters over all items that are zero between
+seeds: only the entries a seed touched are reset (no O(num_items) clear).
+Banned items (the seed itself, the other side of a training pair) are marked
+with a large negative count so they can never enter the top K.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from sampler.rng import advance, below, unit, walk_state
+
+BANNED = -(1 << 30)
+
+
+@numba.njit(nogil=True, cache=True)
+def _pick_slot(item_ptr, type_cum, item, u):
+    """(start, degree) of the slot a step from `item` takes: slot t with
+    probability proportional to its weight among slots where item has edges."""
+    t_count = type_cum.shape[0]
+    base = item * t_count
+    total = 0.0
+    prev = 0.0
+    for t in range(t_count):
+        if item_ptr[base + t + 1] > item_ptr[base + t]:
+            total += type_cum[t] - prev
+        prev = type_cum[t]
+    if total <= 0.0:
+        return 0, 0
+    target = u * total
+    prev = 0.0
+    last = -1
+    for t in range(t_count):
+        w = type_cum[t] - prev
+        prev = type_cum[t]
+        if item_ptr[base + t + 1] > item_ptr[base + t] and w > 0.0:
+            last = t
+            target -= w
+            if target < 0.0:
+                break
+    a = item_ptr[base + last]
+    return a, item_ptr[base + last + 1] - a
+
+
+@numba.njit(nogil=True, cache=True)
+def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, length,
+               restart_prob, cur, pos, ctx, state, trace, trace_ctx):
+    """Advance walks 0..n-1 (already started at cur == origin) for `length`
+    steps.  trace[i, s] = item reached at step s (-1: dead end, walk restarts),
+    trace_ctx[i, s] = global context id passed through (if trace_ctx has columns)."""
+    single = type_cum.shape[0] == 1
+    track = trace_ctx.shape[1] > 0
+    for step in range(length):
+        for i in range(n):  # pass 1: item -> a position among its contexts
+            c = cur[i]
+            s = advance(state[i])
+            if single:
+                a = item_ptr[c]
+                d = item_ptr[c + 1] - a
+            else:
+                a, d = _pick_slot(item_ptr, type_cum, c, unit(s))
+                s = advance(s)
+            state[i] = s
+            pos[i] = a + below(s, d) if d > 0 else -1
+        for i in range(n):  # pass 2: the context node
+            p = pos[i]
+            ctx[i] = np.int64(item_ctx[p]) if p >= 0 else -1
+        for i in range(n):  # pass 3: context -> a position among its items
+            g = ctx[i]
+            s = advance(state[i])
+            state[i] = s
+            if g >= 0:
+                a = ctx_ptr[g]
+                d = ctx_ptr[g + 1] - a
+                pos[i] = a + below(s, d) if d > 0 else -1
+            else:
+                pos[i] = -1
+        for i in range(n):  # pass 4: the item reached; then maybe restart
+            p = pos[i]
+            s = advance(state[i])
+            state[i] = s
+            if p >= 0:
+                nxt = np.int64(ctx_item[p])
+                trace[i, step] = nxt
+                cur[i] = origin[i] if unit(s) < restart_prob else nxt
+            else:
+                trace[i, step] = -1
+                cur[i] = origin[i]
+            if track:
+                trace_ctx[i, step] = ctx[i] if p >= 0 else -1
+
+
+@numba.njit(nogil=True, cache=True)
+def _heap_worse(ci, ii, cj, ij):
+    """Is (count ci, item ii) ranked below (cj, ij)?  More visits first, then lower id."""
+    return ci < cj or (ci == cj and ii > ij)
+
+
+@numba.njit(nogil=True, cache=True)
+def _sift_down(h_item, h_cnt, size, i, item, cnt):
+    """Place (item, cnt) at heap slot i, moving worse children up."""
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        w = left
+        if left + 1 < size and _heap_worse(h_cnt[left + 1], h_item[left + 1],
+                                           h_cnt[left], h_item[left]):
+            w = left + 1
+        if not _heap_worse(h_cnt[w], h_item[w], cnt, item):
+            break
+        h_item[i] = h_item[w]
+        h_cnt[i] = h_cnt[w]
+        i = w
+    h_item[i] = item
+    h_cnt[i] = cnt
+
+
+@numba.njit(nogil=True, cache=True)
+def _heap_push(h_item, h_cnt, size, k, item, cnt):
+    """Keep the k best in a min-heap (root = worst kept).  Returns the new size."""
+    if size == k:
+        if _heap_worse(h_cnt[0], h_item[0], cnt, item):
+            _sift_down(h_item, h_cnt, size, 0, item, cnt)
+        return size
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _heap_worse(cnt, item, h_cnt[parent], h_item[parent]):
+            break
+        h_item[i] = h_item[parent]
+        h_cnt[i] = h_cnt[parent]
+        i = parent
+    h_item[i] = item
+    h_cnt[i] = cnt
+    return size + 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _heap_drain(h_item, h_cnt, size, out_item, out_cnt):
+    """Empty the heap into out_* best first (pops come out worst first)."""
+    for last in range(size - 1, -1, -1):
+        out_item[last] = h_item[0]
+        out_cnt[last] = h_cnt[0]
+        if last > 0:
+            _sift_down(h_item, h_cnt, last, 0, h_item[last], h_cnt[last])
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_seed(trace, trace_ctx, row0, rows, seed_node, bans, counts, cand, votes,
+                touched, h_item, h_cnt, top_k, out_item, out_cnt, out_ctx):
+    """Visit counts of one seed's walks -> its top_k items (best first), their
+    counts and (if out_ctx has columns) each one's majority context.
+    Leaves counts/votes zero wherever it touched them."""
+    track = out_ctx.shape[0] > 0
+    nt = 0
+    counts[seed_node] = BANNED
+    touched[nt] = seed_node
+    nt += 1
+    for b in bans:
+        if counts[b] == 0:
+            touched[nt] = b
+            nt += 1
+        counts[b] = BANNED
+    for r in range(row0, row0 + rows):
+        for s in range(trace.shape[1]):
+            v = trace[r, s]
+            if v < 0:
+                continue
+            c = counts[v]
+            if c == 0:
+                touched[nt] = v
+                nt += 1
+            counts[v] = c + 1
+            if track and c >= 0:  # streaming majority vote (Boyer-Moore)
+                g = trace_ctx[r, s]
+                if votes[v] == 0:
+                    cand[v] = g
+                    votes[v] = 1
+                elif cand[v] == g:
+                    votes[v] += 1
+                else:
+                    votes[v] -= 1
+    size = 0
+    for q in range(nt):
+        v = touched[q]
+        if counts[v] > 0:
+            size = _heap_push(h_item, h_cnt, size, top_k, v, np.int64(counts[v]))
+    _heap_drain(h_item, h_cnt, size, out_item, out_cnt)
+    for q in range(size, top_k):
+        out_item[q] = -1
+        out_cnt[q] = 0
+    if track:
+        for q in range(top_k):
+            out_ctx[q] = cand[out_item[q]] if q < size else -1
+    for q in range(nt):
+        v = touched[q]
+        counts[v] = 0
+        if track:
+            votes[v] = 0
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def neighbourhood_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, seeds, ban_ptr,
+                         ban_items, num_walks, walk_length, restart_prob, top_k, seed,
+                         threads, block_seeds, counts, cand, votes,
+                         out_item, out_cnt, out_ctx):
+    """Top-k visited items of `num_walks` walks of `walk_length` steps from
+    each seed.  counts/cand/votes: per-thread scratch [threads, num_items],
+    zero on entry and on exit.  out_ctx [n, top_k] or [n, 0] (no context)."""
+    n = seeds.shape[0]
+    num_blocks = (n + block_seeds - 1) // block_seeds
+    threads = max(1, min(threads, num_blocks))
+    track = out_ctx.shape[1] > 0
+    max_ban = 0
+    for j in range(n):
+        max_ban = max(max_ban, ban_ptr[j + 1] - ban_ptr[j])
+    for t in numba.prange(threads):
+        width = block_seeds * num_walks
+        cur = np.empty(width, np.int64)
+        origin = np.empty(width, np.int64)
+        pos = np.empty(width, np.int64)
+        ctx = np.empty(width, np.int64)
+        state = np.empty(width, np.uint64)
+        trace = np.empty((width, walk_length), np.int64)
+        trace_ctx = np.empty((width, walk_length if track else 0), np.int64)
+        touched = np.empty(1 + max_ban + num_walks * walk_length, np.int64)
+        h_item = np.empty(top_k, np.int64)
+        h_cnt = np.empty(top_k, np.int64)
+        for b in range(t, num_blocks, threads):
+            lo = b * block_seeds
+            hi = min(lo + block_seeds, n)
+            for j in range(lo, hi):
+                for w in range(num_walks):
+                    i = (j - lo) * num_walks + w
+                    origin[i] = seeds[j]
+                    cur[i] = seeds[j]
+                    state[i] = walk_state(seed, seeds[j], w)
+            walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin,
+                       (hi - lo) * num_walks, walk_length, restart_prob, cur, pos, ctx,
+                       state, trace, trace_ctx)
+            for j in range(lo, hi):
+                _count_seed(trace, trace_ctx, (j - lo) * num_walks, num_walks, seeds[j],
+                            ban_items[ban_ptr[j]:ban_ptr[j + 1]], counts[t], cand[t],
+                            votes[t], touched, h_item, h_cnt, top_k, out_item[j],
+                            out_cnt[j], out_ctx[j])
+    return 0

@@ -1,0 +1,135 @@
+"""Plain uniform random walks on one CSR graph, at the memory-latency limit.
+
+A step is two dependent cache misses (indptr[node], then indices[pos]).  One
+walk at a time, the core waits for each miss in turn.  `interleaved_walks`
+advances a block of thousands of independent walks in lockstep, one step at
+a time, in two separate gather passes (ThunderRW's step interleaving): within
+a pass every load is independent of the others, so the core keeps many misses
+in flight.  `walks_one_at_a_time` is the straightforward kernel, kept as the
+baseline; both produce identical walks because each walk has its own RNG.
+
+A walk at a node without out-edges stays there (its remaining steps repeat it).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from sampler.rng import advance, below, walk_state
+
+OK = 0
+BAD_NEIGHBOR = 1  # an indices entry is outside [0, num_nodes): the CSR is corrupt
+
+
+@numba.njit(nogil=True, cache=True)
+def _walk_block(indptr, indices, starts, lo, hi, length, seed, out, cur, pos, state):
+    num_nodes = indptr.shape[0] - 1
+    n = hi - lo
+    for i in range(n):
+        cur[i] = starts[lo + i]
+        state[i] = walk_state(seed, 0, lo + i)
+        out[lo + i, 0] = cur[i]
+    status = OK
+    for step in range(1, length + 1):
+        # Pass 1: every walk's indptr gather; the loads are independent.
+        for i in range(n):
+            a = indptr[cur[i]]
+            d = indptr[cur[i] + 1] - a
+            s = advance(state[i])
+            state[i] = s
+            pos[i] = a + below(s, d) if d > 0 else -1
+        # Pass 2: every walk's indices gather, again independent of each other.
+        for i in range(n):
+            p = pos[i]
+            if p >= 0:
+                nxt = np.int64(indices[p])
+                if nxt < 0 or nxt >= num_nodes:
+                    status = BAD_NEIGHBOR
+                    nxt = cur[i]
+                cur[i] = nxt
+            out[lo + i, step] = cur[i]
+    return status
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def interleaved_walks_kernel(indptr, indices, starts, length, seed, block, threads, out):
+    """Walk w starts at starts[w]; out[w] = its length+1 nodes.  Threads take
+    blocks round-robin; each thread allocates its scratch once."""
+    n = starts.shape[0]
+    num_blocks = (n + block - 1) // block
+    threads = max(1, min(threads, num_blocks))
+    status = np.zeros(threads, np.int64)
+    for t in numba.prange(threads):
+        cur = np.empty(block, np.int64)
+        pos = np.empty(block, np.int64)
+        state = np.empty(block, np.uint64)
+        for b in range(t, num_blocks, threads):
+            lo = b * block
+            hi = min(lo + block, n)
+            st = _walk_block(indptr, indices, starts, lo, hi, length, seed, out, cur, pos, state)
+            status[t] = max(status[t], st)
+    return status.max() if threads > 0 else OK
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def one_at_a_time_kernel(indptr, indices, starts, length, seed, out):
+    """The baseline: each walk runs to its end before the next starts."""
+    num_nodes = indptr.shape[0] - 1
+    n = starts.shape[0]
+    bad = 0
+    for w in numba.prange(n):
+        node = np.int64(starts[w])
+        s = walk_state(seed, 0, w)
+        out[w, 0] = node
+        for step in range(1, length + 1):
+            a = indptr[node]
+            d = indptr[node + 1] - a
+            s = advance(s)
+            if d > 0:
+                nxt = np.int64(indices[a + below(s, d)])
+                if nxt < 0 or nxt >= num_nodes:
+                    bad += 1
+                    nxt = node
+                node = nxt
+            out[w, step] = node
+    return BAD_NEIGHBOR if bad > 0 else OK
+
+
+def _check(indptr, indices, starts, length):
+    if indptr.ndim != 1 or indptr.shape[0] < 1 or indptr.dtype != np.int64:
+        raise ValueError(f"indptr: expected a 1-d int64 array of num_nodes+1 offsets, "
+                         f"got dtype {indptr.dtype}, shape {indptr.shape}")
+    if int(indptr[-1]) != indices.shape[0]:
+        raise ValueError(f"indptr[-1] = {int(indptr[-1])} but indices has "
+                         f"{indices.shape[0]} entries; the CSR arrays do not belong together")
+    if length < 0:
+        raise ValueError(f"length: must be >= 0, got {length}")
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    num_nodes = indptr.shape[0] - 1
+    if starts.size and (starts.min() < 0 or starts.max() >= num_nodes):
+        bad = starts[(starts < 0) | (starts >= num_nodes)][0]
+        raise ValueError(f"start node {bad} is outside [0, {num_nodes}); "
+                         "starts must be dense node ids of this graph")
+    return starts
+
+
+def random_walks(indptr, indices, starts, length: int, seed: int, *,
+                 block: int = 4096, interleave: bool = True) -> np.ndarray:
+    """Uniform random walks: int64 [len(starts), length+1], row w = walk w's nodes.
+
+    Deterministic in (starts, length, seed) whatever the thread count or block.
+    """
+    starts = _check(indptr, indices, starts, length)
+    if block <= 0:
+        raise ValueError(f"block: must be > 0, got {block}")
+    out = np.empty((starts.shape[0], length + 1), np.int64)
+    if interleave:
+        status = interleaved_walks_kernel(indptr, indices, starts, length, seed, block,
+                                          numba.get_num_threads(), out)
+    else:
+        status = one_at_a_time_kernel(indptr, indices, starts, length, seed, out)
+    if status == BAD_NEIGHBOR:
+        raise ValueError(f"indices holds a node id outside [0, {indptr.shape[0] - 1}); "
+                         "the CSR is corrupt: rebuild the store")
+    return out
