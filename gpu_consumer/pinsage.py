@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gpu_consumer.layers import (DenseHead, InputEncoder, ModelError, gather_neighbours,
-                                 l2_normalise, pooling_weights)
+from gpu_consumer.layers import DenseHead, InputEncoder, ModelError, l2_normalise, pooling_weights
 
 
 class PinSageConv(nn.Module):
@@ -30,9 +29,22 @@ class PinSageConv(nn.Module):
 
     def forward(self, h_self: torch.Tensor, h_nbrs: torch.Tensor,
                 weights: torch.Tensor) -> torch.Tensor:
+        """Layer-wise form: neighbours' vectors already gathered, [n, k, d]."""
         nbr = F.relu(self.Q(h_nbrs))                                  # [n, k, out]
         alpha = pooling_weights(weights, self.pooling).to(nbr.dtype)  # [n, k]
-        gamma = torch.einsum("nk,nkd->nd", alpha, nbr)
+        return self.combine(h_self, torch.einsum("nk,nkd->nd", alpha, nbr))
+
+    def forward_block(self, h: torch.Tensor, index: torch.Tensor, weights: torch.Tensor,
+                      num_dst: int) -> torch.Tensor:
+        """Minibatch form, same result: ReLU(Q·h_v + q) depends on v alone, so
+        it is computed once per source node, and the weighted sum is an
+        embedding_bag, never materialising the [n, k, d] gather."""
+        nbr = F.relu(self.Q(h))                                       # [n_src, out]
+        alpha = pooling_weights(weights, self.pooling).to(nbr.dtype)
+        gamma = F.embedding_bag(index, nbr, per_sample_weights=alpha, mode="sum")
+        return self.combine(h[:num_dst], gamma)
+
+    def combine(self, h_self: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         z = F.relu(self.W(torch.cat([h_self.to(gamma.dtype), gamma], dim=-1)))
         return l2_normalise(z)
 
@@ -67,6 +79,6 @@ class PinSage(nn.Module):
                              "producers and trainer")
         h = self.input_vectors(batch.features, batch.node_sets[0])
         for k in range(self.num_layers):
-            h = self.convolve(k, h[:batch.num_dst[k]],
-                              gather_neighbours(h, batch.nbr_index[k]), batch.nbr_weight[k])
+            h = self.convs[k].forward_block(h, batch.nbr_index[k], batch.nbr_weight[k],
+                                            batch.num_dst[k])
         return self.finalize(h)

@@ -1,0 +1,232 @@
+"""One training run: batches in, steps, validation, checkpoints, figures out.
+
+    session = TrainingSession(config, store, builder)
+    session.restore()                      # newest intact checkpoint, if any
+    figures = session.run(stream_factory)  # until the plan is done or stop() is called
+    session.finish()                       # final checkpoint + run_dir/model.pt
+
+The session owns the trainer-side state that a checkpoint must carry: model,
+optimiser, RNG, step, the curriculum, the epoch cursor (from the stream),
+validation history.  Metrics go through `monitoring.hook` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import asdict
+
+from gpu_consumer import checkpoint, distributed
+from gpu_consumer.layers import ModelError
+from gpu_consumer.ledger import EpochPlan
+from gpu_consumer.loss import hard_negatives_for
+from gpu_consumer.model import build_model, export_model
+from gpu_consumer.train import Trainer, resolve_device
+from gpu_consumer.validate import ValidationSet, hit_rate
+from monitoring import hook
+from sagewalk.config import to_dict
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+BUSY_WINDOW_S = 30.0
+_RANK_SEED_STRIDE = 1_000_003
+
+
+class TrainingSession:
+    def __init__(self, config, store, builder, *, rank: distributed.Rank | None = None):
+        self.config, self.cfg, self.builder = config, config.trainer, builder
+        self.rank = rank or distributed.Rank()
+        self.run_dir = self.cfg.run_dir
+        self.device = resolve_device(self.cfg.device, self.rank.local_rank)
+        self.num_items = store.node_types[config.sampler.item_type]
+        # Ranks draw different batches (own seeds) and split an epoch's batch
+        # count between them, so W ranks take the same number of steps each.
+        self.plan = EpochPlan(self.cfg.epochs, num_batches=self.batches_in,
+                              hard_negatives=self.hard_negatives,
+                              base_seed=config.sampler.seed + _RANK_SEED_STRIDE * self.rank.rank)
+        model = build_model(self.cfg, store, config.sampler)
+        self.trainer = Trainer(model, self.cfg, total_steps=self.total_steps(),
+                               device=self.device)
+        self.cursor: dict | None = None
+        self.epoch_done: dict[int, int] = {}
+        self.examples = 0
+        self.validation: list[dict] = []
+        self.best_hit_rate, self.bad_passes = -1.0, 0
+        self.stop_reason = ""
+        self.last_checkpoint = 0.0
+        self._stop = threading.Event()
+        self._busy: deque[tuple[float, float]] = deque()
+        self._vset: ValidationSet | None = None
+        self.stream = None
+
+    # -- the plan ----------------------------------------------------------------
+    def batches_in(self, epoch: int) -> int:
+        total = self.cfg.batches_per_epoch or int(self.builder.num_batches(epoch))
+        return -(-total // self.rank.world_size)
+
+    def hard_negatives(self, epoch: int) -> int:
+        return hard_negatives_for(epoch, self.cfg.hard_negative_schedule)
+
+    def total_steps(self) -> int:
+        total = sum(self.batches_in(e) for e in range(self.cfg.epochs))
+        return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
+
+    # -- checkpoints ---------------------------------------------------------------
+    def state(self) -> dict:
+        state = self.trainer.state_dict()
+        state.update(
+            version=STATE_VERSION, config=to_dict(self.config),
+            model_spec=asdict(self.trainer.model.spec),
+            cursor=self.stream.state_dict() if self.stream is not None else self.cursor,
+            curriculum={"epoch": self.current_epoch(),
+                        "hard_negatives": self.hard_negatives(self.current_epoch()),
+                        "schedule": list(self.cfg.hard_negative_schedule)},
+            epoch_done={str(k): v for k, v in self.epoch_done.items()},
+            examples=self.examples, validation=list(self.validation),
+            best_hit_rate=self.best_hit_rate, bad_passes=self.bad_passes)
+        return state
+
+    def restore(self) -> bool:
+        """Resume from the newest intact checkpoint of run_dir; False when none."""
+        state = checkpoint.load_latest(self.run_dir)
+        if state is None:
+            return False
+        if state.get("model_spec") != asdict(self.trainer.model.spec):
+            raise ModelError(
+                f"{state['_path']}: checkpoint was written for another model "
+                f"({state.get('model_spec')}); use a fresh trainer.run_dir or the same "
+                "model settings")
+        self.trainer.load_state_dict(state)
+        self.cursor = state["cursor"]
+        self.epoch_done = {int(k): int(v) for k, v in state["epoch_done"].items()}
+        self.examples = int(state["examples"])
+        self.validation = list(state["validation"])
+        self.best_hit_rate, self.bad_passes = state["best_hit_rate"], int(state["bad_passes"])
+        log.info("resumed from %s at step %d (epoch %d)", state["_path"], self.trainer.step,
+                 self.current_epoch() + 1)
+        return True
+
+    def save_checkpoint(self) -> None:
+        if not self.rank.is_main:
+            return
+        try:
+            path = checkpoint.save(self.run_dir, self.state(), step=self.trainer.step,
+                                   keep=self.cfg.keep_checkpoints)
+        except OSError as err:  # e.g. a full disk: keep training, the old one is intact
+            log.error("checkpoint at step %d failed, previous one kept: %s",
+                      self.trainer.step, err)
+            return
+        self.last_checkpoint = time.time()
+        hook.set("sagewalk_last_checkpoint_timestamp_seconds", self.last_checkpoint)
+        log.info("checkpoint %s", path)
+
+    # -- the loop ----------------------------------------------------------------
+    def stop(self, reason: str = "signal") -> None:
+        """Ask the loop to end after the current step (signal-handler safe)."""
+        self.stop_reason = self.stop_reason or reason
+        self._stop.set()
+
+    def current_epoch(self) -> int:
+        for epoch in range(self.cfg.epochs):
+            if self.epoch_done.get(epoch, 0) < self.batches_in(epoch):
+                return epoch
+        return self.cfg.epochs - 1
+
+    def run(self, stream) -> None:
+        """Train on every batch `stream` yields until it ends or `stop()`."""
+        self.stream = stream
+        self.last_checkpoint = time.time()
+        last = time.perf_counter()
+        for tbatch in stream:
+            if self._stop.is_set():
+                break
+            result = self.trainer.train_step(tbatch)
+            stream.done(tbatch.ticket)
+            self._account(tbatch.ticket, result, time.perf_counter() - last)
+            last = time.perf_counter()
+            if self._after_step():
+                break
+        if not self.stop_reason:
+            self.stop_reason = "completed"
+
+    def _account(self, ticket, result, wall: float) -> None:
+        self.examples += result.examples
+        self.epoch_done[ticket.epoch] = self.epoch_done.get(ticket.epoch, 0) + 1
+        now = time.monotonic()
+        self._busy.append((now, result.seconds, wall))
+        while self._busy and self._busy[0][0] < now - BUSY_WINDOW_S:
+            self._busy.popleft()
+        busy = sum(b[1] for b in self._busy) / max(1e-9, sum(b[2] for b in self._busy))
+        epoch = self.current_epoch()
+        hook.observe("sagewalk_train_step_seconds", result.seconds)
+        hook.inc("sagewalk_train_examples_total", result.examples)
+        hook.set("sagewalk_train_loss", result.loss)
+        hook.set("sagewalk_learning_rate", result.lr)
+        hook.set("sagewalk_trainer_busy_ratio", min(1.0, busy))
+        hook.set("sagewalk_epoch", epoch + 1)
+        hook.set("sagewalk_epoch_progress_ratio",
+                 self.epoch_done.get(epoch, 0) / max(1, self.batches_in(epoch)))
+        hook.set("sagewalk_curriculum_hard_negatives", self.hard_negatives(epoch))
+        if self.trainer.step % 50 == 0 or self.trainer.step == 1:
+            log.info("step %d epoch %d loss %.4f (easy %.4f hard %.4f) lr %.2e %.0f ex/s "
+                     "busy %.2f", self.trainer.step, epoch + 1, result.loss, result.easy_loss,
+                     result.hard_loss, result.lr, result.examples / max(1e-9, result.seconds),
+                     busy)
+
+    def _after_step(self) -> bool:
+        """Validation, checkpoints and stop conditions; True ends the loop."""
+        step, cfg = self.trainer.step, self.cfg
+        if cfg.validate_every and step % cfg.validate_every == 0:
+            self.validate()
+            if cfg.early_stopping_patience and self.bad_passes >= cfg.early_stopping_patience:
+                self.stop("early_stopping")
+        if time.time() - self.last_checkpoint >= cfg.checkpoint_every_s:
+            self.save_checkpoint()
+        if cfg.max_steps and step >= cfg.max_steps:
+            self.stop("max_steps")
+        return distributed.all_agree(not self._stop.is_set(), self.device) is False
+
+    def validate(self) -> dict | None:
+        pairs = self.builder.validation_pairs()
+        if len(pairs[0]) == 0:
+            return None
+        if self._vset is None:
+            self._vset = ValidationSet.draw(pairs, self.num_items,
+                                            max_pairs=self.cfg.validation_queries,
+                                            max_candidates=self.cfg.validation_candidates,
+                                            seed=self.cfg.seed)
+        started = time.perf_counter()
+        result = hit_rate(self.trainer.embed, self.builder, self._vset, k=self.cfg.validation_k)
+        entry = {"step": self.trainer.step, "hit_rate": result.hit_rate, "mrr": result.mrr,
+                 "chance": result.chance, "pairs": result.pairs,
+                 "candidates": result.candidates}
+        self.validation.append(entry)
+        if result.hit_rate > self.best_hit_rate:
+            self.best_hit_rate, self.bad_passes = result.hit_rate, 0
+        else:
+            self.bad_passes += 1
+        hook.set("sagewalk_validation_hit_rate", result.hit_rate, k=str(result.k))
+        log.info("validation step %d: hit-rate@%d %.4f (chance %.4f, %d pairs, %d candidates, "
+                 "%.1f s)", entry["step"], result.k, result.hit_rate, result.chance,
+                 result.pairs, result.candidates, time.perf_counter() - started)
+        return entry
+
+    # -- the end ------------------------------------------------------------------
+    def finish(self, *, export: bool = True) -> dict:
+        """Final checkpoint and model export (rank 0); the run's training figures."""
+        self.save_checkpoint()
+        model_path = None
+        if export and self.rank.is_main:
+            model_path = str(export_model(self.run_dir, self.trainer.model,
+                                          {"step": self.trainer.step}))
+            log.info("model for serving: %s (gpu_consumer.model.load_model(run_dir))",
+                     model_path)
+        return {"steps": self.trainer.step, "examples": self.examples,
+                "epochs_done": {str(k): v for k, v in sorted(self.epoch_done.items())},
+                "stop_reason": self.stop_reason, "validation": self.validation,
+                "best_hit_rate": self.best_hit_rate, "model_path": model_path,
+                "device": str(self.device), "bf16": self.trainer.bf16,
+                "world_size": self.rank.world_size}

@@ -1,0 +1,90 @@
+"""Validation inside training: hit-rate@K on held-out pairs (PinSage §4).
+
+For a sample of held-out (query, positive) pairs, the positive is ranked by
+z_q·z against a fixed random pool of candidate items (the query and the
+positive excluded from the pool); a hit is a rank below K.  Chance level is
+K / (pool + 1), reported beside the figure so a reader can tell learning from
+luck.  Embeddings come from the sampler's inference batches, i.e. the same
+computation graphs as training, with the model in eval mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gpu_consumer.tensors import TensorBatch
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    hit_rate: float
+    mrr: float
+    k: int
+    pairs: int
+    candidates: int
+
+    @property
+    def chance(self) -> float:
+        return min(1.0, self.k / (self.candidates + 1))
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """A fixed sample, drawn once per run so successive passes are comparable."""
+
+    queries: np.ndarray
+    positives: np.ndarray
+    candidates: np.ndarray
+
+    @classmethod
+    def draw(cls, pairs: tuple[np.ndarray, np.ndarray], num_items: int, *, max_pairs: int,
+             max_candidates: int, seed: int) -> "ValidationSet":
+        rng = np.random.default_rng(seed)
+        queries, positives = (np.asarray(a, dtype=np.int64) for a in pairs)
+        if len(queries) > max_pairs:
+            pick = rng.choice(len(queries), size=max_pairs, replace=False)
+            queries, positives = queries[pick], positives[pick]
+        pool = (np.arange(num_items, dtype=np.int64) if num_items <= max_candidates
+                else np.sort(rng.choice(num_items, size=max_candidates, replace=False)))
+        return cls(queries, positives, pool)
+
+
+def embed_nodes(embed_batch, builder, nodes: np.ndarray, *, chunk: int = 512) -> torch.Tensor:
+    """Embeddings [len(nodes), d] through `builder.inference_batch`, `chunk` at a time.
+    `embed_batch(TensorBatch) -> target embeddings` (e.g. `Trainer.embed`)."""
+    out = []
+    for start in range(0, len(nodes), chunk):
+        part = np.asarray(nodes[start:start + chunk], dtype=np.int64)
+        batch = TensorBatch.from_minibatch(builder.inference_batch(part))
+        emb = embed_batch(batch)
+        out.append(emb[batch.queries.to(emb.device)].float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def hit_rate(embed_batch, builder, vset: ValidationSet, *, k: int = 10) -> ValidationResult:
+    unique, inverse = np.unique(np.concatenate([vset.queries, vset.positives, vset.candidates]),
+                                return_inverse=True)
+    z = embed_nodes(embed_batch, builder, unique)
+    n = len(vset.queries)
+    zq, zp = z[inverse[:n]], z[inverse[n:2 * n]]
+    zc = z[inverse[2 * n:]]
+    return rank_positives(zq, zp, zc, vset, k=k)
+
+
+def rank_positives(zq: torch.Tensor, zp: torch.Tensor, zc: torch.Tensor, vset: ValidationSet,
+                   *, k: int) -> ValidationResult:
+    """Rank of each positive among the candidates (ties count against it)."""
+    pos = (zq * zp).sum(1, keepdim=True)
+    scores = zq @ zc.T
+    cand = torch.from_numpy(vset.candidates)
+    excluded = (cand[None, :] == torch.from_numpy(vset.queries)[:, None]) | (
+        cand[None, :] == torch.from_numpy(vset.positives)[:, None])
+    ahead = ((scores >= pos) & ~excluded).sum(1)
+    hits = (ahead < k).float()
+    result = ValidationResult(hit_rate=float(hits.mean()) if len(hits) else 0.0,
+                              mrr=float((1.0 / (ahead.float() + 1)).mean()) if len(hits) else 0.0,
+                              k=k, pairs=len(hits), candidates=len(vset.candidates))
+    return result
