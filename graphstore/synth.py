@@ -115,5 +115,7 @@ def write_communities(p: SynthParams, path) -> None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
     table = pa.table({"item": np.arange(p.num_items), "community": item_communities(p)})
-    pcsv.write_csv(table, path, write_options=pcsv.WriteOptions(delimiter="\t",
-                                                                quoting_style="none"))
+    with open(path, "wb") as out:
+        out.write(b"item\tcommunity\n")
+        pcsv.write_csv(table, out, write_options=pcsv.WriteOptions(include_header=False,
+                                                                   delimiter="\t"))
