@@ -133,10 +133,10 @@ def _throughput(v: _View) -> dict[str, float | None]:
 
 def _queue(v: _View) -> dict[str, float | None]:
     lines = {"prefetch": v.total("sagewalk_prefetch_queue_batches"),
-             "in flight": v.total("sagewalk_batches_in_flight")}
+             "in flight, all": v.total("sagewalk_batches_in_flight")}
     in_flight = v.by("sagewalk_batches_in_flight", "producer")
     for producer in sorted(in_flight, key=_natural):
-        lines[f"in flight {producer}"] = in_flight[producer]
+        lines[f"in flight, producer {producer}"] = in_flight[producer]
     return lines
 
 
@@ -173,12 +173,12 @@ def _tiles(v: _View) -> dict[str, float | None]:
         "learning rate": v.total("sagewalk_learning_rate"),
         "hard negatives": v.total("sagewalk_curriculum_hard_negatives"),
         "examples/s trained": v.rate("sagewalk_train_examples_total", "trainer"),
-        "checkpoint age s": None if not checkpoint else max(0.0, time.time() - checkpoint),
-        "rejected total": v.total("sagewalk_rejected_messages_total"),
-        "duplicates total": v.total("sagewalk_duplicate_batches_total"),
-        "gaps total": v.total("sagewalk_gap_batches_total"),
+        "checkpoint age (s)": None if not checkpoint else max(0.0, time.time() - checkpoint),
+        "rejected": v.total("sagewalk_rejected_messages_total"),
+        "duplicates": v.total("sagewalk_duplicate_batches_total"),
+        "gaps": v.total("sagewalk_gap_batches_total"),
         "producer restarts": v.total("sagewalk_producer_restarts_total"),
-        "gpu memory bytes": v.total("sagewalk_gpu_memory_used_bytes"),
+        "gpu memory (bytes)": v.total("sagewalk_gpu_memory_used_bytes"),
     }
 
 

@@ -43,8 +43,10 @@ def render(p: Picture) -> str:
 def _tile(key: str, value: float) -> str:
     if key.endswith("progress"):
         return f"{value:.0%}"
-    if key.endswith("bytes"):
+    if key.endswith("(bytes)"):
         return format_value(value) + "B"
+    if key.endswith("(s)"):
+        return f"{value:.0f}s"
     if key == "learning rate":
         return f"{value:.3g}"
     return format_value(value)

@@ -21,10 +21,33 @@ function fmt(value) {
   const a = Math.abs(value);
   if (a >= 1e9) return (value / 1e9).toFixed(2) + "G";
   if (a >= 1e6) return (value / 1e6).toFixed(2) + "M";
-  if (a >= 1e3) return (value / 1e3).toFixed(1) + "k";
-  if (a >= 10 || value === 0) return value.toFixed(a >= 100 ? 0 : 1);
-  if (a >= 0.01) return value.toFixed(3);
+  if (a >= 1e4) return (value / 1e3).toFixed(1) + "k";
+  if (Number.isInteger(value)) return String(value);
+  if (a >= 100) return value.toFixed(0);
+  if (a >= 0.001) return String(Number(value.toPrecision(3)));
   return value.toExponential(1);
+}
+
+// Tiles carry their unit in the label: "(bytes)", "(s)", "progress".
+function fmtTile(label, value) {
+  if (value === null || value === undefined) return "—";
+  if (label.includes("progress")) return (value * 100).toFixed(0) + "%";
+  if (label.includes("(bytes)")) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (value >= 1024 && i < units.length - 1) { value /= 1024; i++; }
+    return value.toFixed(i ? 1 : 0) + " " + units[i];
+  }
+  if (label.includes("(s)")) return value < 120 ? value.toFixed(0) + " s"
+                                                 : (value / 60).toFixed(0) + " min";
+  return fmt(value);
+}
+
+// A round step (1, 2 or 5 times a power of ten) giving about four grid lines.
+function niceStep(span) {
+  const raw = span / 4, power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const m = raw / power;
+  return power * (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10);
 }
 
 // history: [{time, charts: {key: {line: value}}}] -> {line: [[t, v], ...]}
@@ -60,10 +83,12 @@ function drawChart(spec, history) {
   const t0 = Math.min(...all.map(p => p[0])), t1 = Math.max(...all.map(p => p[0]));
   let lo = Math.min(0, ...all.map(p => p[1])), hi = Math.max(...all.map(p => p[1]));
   if (hi <= lo) hi = lo + 1;
-  hi += (hi - lo) * 0.08;
+  const step = niceStep(hi - lo);
+  lo = Math.floor(lo / step) * step;
+  hi = Math.ceil(hi * 1.02 / step) * step;
   const x = t => PAD.left + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * (W - PAD.left - PAD.right);
   const y = v => H - PAD.bottom - (v - lo) / (hi - lo) * (H - PAD.top - PAD.bottom);
-  drawAxes(svg, lo, hi, y, t1 - t0);
+  drawAxes(svg, lo, hi, step, y, t1 - t0);
   const legend = el("div", {class: "legend"});
   lines.forEach((line, i) => {
     const colour = COLOURS[i % COLOURS.length], pts = series[line];
@@ -86,9 +111,9 @@ function drawChart(spec, history) {
   return box;
 }
 
-function drawAxes(svg, lo, hi, y, span) {
-  for (let i = 0; i <= 4; i++) {
-    const v = lo + (hi - lo) * i / 4, yy = y(v).toFixed(1);
+function drawAxes(svg, lo, hi, step, y, span) {
+  for (let i = 0; lo + i * step <= hi + step / 1e6; i++) {
+    const v = Number((lo + i * step).toPrecision(6)), yy = y(v).toFixed(1);
     svg.appendChild(el("svg:line", {x1: PAD.left, x2: W - PAD.right, y1: yy, y2: yy,
                                     class: "axis", "stroke-opacity": i ? 0.4 : 1}));
     svg.appendChild(el("svg:text", {x: PAD.left - 4, y: Number(yy) + 3, "text-anchor": "end",
@@ -115,7 +140,7 @@ function drawHeader(state) {
   tiles.replaceChildren(...Object.entries(latest.tiles).map(([label, value]) => {
     const tile = el("div", {class: "tile"});
     tile.appendChild(el("div", {class: "label"}, label));
-    tile.appendChild(el("div", {class: "value"}, fmt(value)));
+    tile.appendChild(el("div", {class: "value"}, fmtTile(label, value)));
     return tile;
   }));
 }
