@@ -83,7 +83,7 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
         block = max(1, _WALKS_PER_BLOCK // num_walks)
         neighbourhood_kernel(graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item,
                              graph.type_cum, seeds, ban_ptr, ban_items, num_walks, walk_length,
-                             float(restart_prob), top_k, np.uint64(seed), threads, block,
+                             float(restart_prob), top_k, np.uint64(int(seed) % 2**64), threads, block,
                              counts, cand, votes, out_item, out_cnt, out_ctx)
     return VisitRanking(out_item, out_cnt, out_ctx)
 

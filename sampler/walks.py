@@ -124,6 +124,7 @@ def random_walks(indptr, indices, starts, length: int, seed: int, *,
     if block <= 0:
         raise ValueError(f"block: must be > 0, got {block}")
     out = np.empty((starts.shape[0], length + 1), np.int64)
+    seed = np.uint64(int(seed) % 2**64)  # any int; negative ones wrap like C's uint64
     if interleave:
         status = interleaved_walks_kernel(indptr, indices, starts, length, seed, block,
                                           numba.get_num_threads(), out)

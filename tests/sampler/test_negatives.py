@@ -1,0 +1,75 @@
+"""Easy negatives (uniform / degree^0.75) and PageRank-ranked hard negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sampler import negatives
+from sampler.neighbourhoods import ranked_visits
+from tests.sampler.conftest import random_graph
+from tests.sampler.reference import chi2_pvalue
+
+
+def test_uniform_easy_negatives_are_distinct_and_in_range():
+    neg = negatives.easy_negatives(100, 60, np.random.default_rng(0))
+    assert neg.shape == (60,) and np.unique(neg).size == 60
+    assert neg.min() >= 0 and neg.max() < 100
+    assert negatives.easy_negatives(10, 500, np.random.default_rng(0)).size == 10
+    assert negatives.easy_negatives(0, 5, np.random.default_rng(0)).size == 0
+
+
+def test_degree_negatives_follow_degree_to_the_075():
+    deg = np.array([1, 2, 4, 8, 16, 0])
+    rng = np.random.default_rng(1)
+    draws = np.concatenate([negatives.easy_negatives(6, 1, rng, "degree", deg)
+                            for _ in range(20000)])
+    probs = deg[:5] ** 0.75 / (deg[:5] ** 0.75).sum()
+    counts = np.bincount(draws, minlength=6)
+    assert counts[5] == 0
+    assert chi2_pvalue(counts[:5], probs) > 1e-3
+    every = negatives.easy_negatives(6, 6, rng, "degree", deg)  # zero-degree item last
+    assert sorted(every.tolist()) == list(range(6)) and every[-1] == 5
+
+
+def test_unknown_distribution():
+    with pytest.raises(ValueError, match="expected 'uniform' or 'degree'"):
+        negatives.easy_negatives(10, 2, np.random.default_rng(0), "zipf")
+
+
+@pytest.mark.parametrize("n, expected", [(10**6, (2000, 5000)), (50_000, (2000, 5000)),
+                                         (1000, (40, 100)), (10, (0, 1))])
+def test_rank_window_scales_down_on_small_catalogues(n, expected):
+    assert negatives.rank_window(n, (2000, 5000), 50_000) == expected
+
+
+def test_hard_negatives_come_from_the_rank_window():
+    g = random_graph(num_items=400, num_ctx=80, m=2000, seed=2)
+    q = np.arange(0, 100, 7)
+    p = (q + 1) % 398
+    args = dict(num_walks=50, walk_length=20, restart_prob=0.15, seed=9)
+    hard = negatives.hard_negatives(g, q, p, 6, rank=(10, 30), full_catalogue=400, **args)
+    ranked = ranked_visits(g, q, top_k=30, exclude=[[x] for x in p], **args)
+    assert hard.shape == (q.size, 6)
+    full = 0
+    for i in range(q.size):
+        reached = int((ranked.counts[i] > 0).sum())
+        lo, hi = (10, 30) if reached >= 30 else (10 * reached // 30, reached)
+        full += reached >= 30
+        if hi > lo:  # else too little was reached: uniform fallback
+            assert set(hard[i]) <= set(ranked.items[i, lo:hi].tolist())
+        assert q[i] not in hard[i] and p[i] not in hard[i]
+    assert full >= q.size // 2
+    again = negatives.hard_negatives(g, q, p, 6, rank=(10, 30), full_catalogue=400, **args)
+    np.testing.assert_array_equal(hard, again)
+
+
+def test_hard_negatives_for_unreachable_queries_fall_back_to_uniform():
+    g = random_graph(num_items=50, seed=4, isolated=3)
+    q, p = np.array([49, 48]), np.array([0, 1])
+    hard = negatives.hard_negatives(g, q, p, 4, rank=(5, 10), full_catalogue=50, num_walks=5,
+                                    walk_length=5, restart_prob=0.1, seed=1)
+    assert hard.shape == (2, 4) and (hard >= 0).all() and (hard < 50).all()
+    assert not (hard == q[:, None]).any() and not (hard == p[:, None]).any()
+    assert negatives.hard_negatives(g, q, p, 0, rank=(5, 10), full_catalogue=50, num_walks=5,
+                                    walk_length=5, restart_prob=0.1, seed=1).shape == (2, 0)
