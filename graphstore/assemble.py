@@ -4,13 +4,14 @@ of an edge type, node features and string attributes.  Shared by
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from graphstore.csr_build import Source, build_csr, csr_source
+from graphstore.csr_build import EdgeChunk, Source, build_csr, csr_source
 from graphstore.errors import StoreError
 from graphstore.format import index_dtype, write_array
 from graphstore.idmap import encode_strings
@@ -43,32 +44,51 @@ class EdgeTypeDef:
 
 def write_edge_type(root: Path, edge: EdgeTypeDef, source: Source,
                     counts: dict[str, int], options: BuildOptions) -> tuple[dict, dict]:
-    """Both CSR directions of one edge type; returns (manifest spec, report)."""
+    """Both CSR directions of one edge type; returns (manifest spec, report).
+
+    Rows come out sorted without a comparison sort: an LSD radix sort of
+    counting-sort passes.  Edges are first bucketed by destination (scratch),
+    then that scratch CSR is transposed into the forward CSR, which visits
+    destinations in order, so each forward row receives its columns sorted
+    (and duplicates adjacent).  The reverse CSR is the forward's transpose.
+    """
     n_src, n_dst = counts[edge.src_type], counts[edge.dst_type]
+    src_dtype, dst_dtype = index_dtype(n_src), index_dtype(n_dst)
     # Half the budget for the sort buffer; the rest covers chunks and per-row counters.
     buffer = max(1, options.memory_budget // 2)
-    base = f"edges/{edge.name}"
-    forward, fstats = build_csr(
-        root, f"{base}/forward", source, num_rows=n_src, col_dtype=index_dtype(n_dst),
-        weighted=edge.weighted, buffer_bytes=buffer, dedupe=options.duplicates == "drop",
-        drop_self=options.self_loops == "drop" and edge.src_type == edge.dst_type)
-    indptr = np.fromfile(root / forward["indptr"]["file"], dtype=np.int64)
-    weights = root / forward["weights"]["file"] if edge.weighted else None
-    # Rows of the forward CSR are sorted and unique, and the transpose visits
-    # them in order, so the reverse rows come out sorted without a sort.
-    reverse, _ = build_csr(
-        root, f"{base}/reverse",
-        csr_source(indptr, root / forward["indices"]["file"], index_dtype(n_dst), weights,
-                   options.chunk_rows, reverse=True),
-        num_rows=n_dst, col_dtype=index_dtype(n_src), weighted=edge.weighted,
-        buffer_bytes=buffer, sort=False)
+    base, tmp = f"edges/{edge.name}", f"_scratch/{edge.name}-by-dst"
+    by_dst, dstats, src_counts = build_csr(
+        root, tmp, _swapped(source), num_rows=n_dst, col_dtype=src_dtype,
+        weighted=edge.weighted, buffer_bytes=buffer, sort=False, hashed=False, num_cols=n_src)
+    forward, fstats, dst_counts = build_csr(
+        root, f"{base}/forward", _transpose(root, by_dst, src_dtype, edge, options),
+        num_rows=n_src, col_dtype=dst_dtype, weighted=edge.weighted, buffer_bytes=buffer,
+        dedupe=options.duplicates == "drop", presorted=True, counts=src_counts,
+        num_cols=n_dst, drop_self=options.self_loops == "drop" and edge.src_type == edge.dst_type)
+    shutil.rmtree(root / tmp)
+    reverse, rstats, _ = build_csr(root, f"{base}/reverse",
+                                   _transpose(root, forward, dst_dtype, edge, options),
+                                   num_rows=n_dst, col_dtype=src_dtype, weighted=edge.weighted,
+                                   buffer_bytes=buffer, sort=False, counts=dst_counts)
     spec = {"src_type": edge.src_type, "dst_type": edge.dst_type,
             "num_edges": fstats.edges_out, "weighted": edge.weighted,
             "forward": forward, "reverse": reverse}
     report = {"edges_in": fstats.edges_in, "edges_out": fstats.edges_out,
               "self_loops_dropped": fstats.self_loops_dropped,
-              "duplicates_dropped": fstats.duplicates_dropped, "sort_passes": fstats.passes}
+              "duplicates_dropped": fstats.duplicates_dropped,
+              "sort_passes": dstats.passes + fstats.passes + rstats.passes}
     return spec, report
+
+
+def _swapped(source: Source) -> Source:
+    return lambda: (EdgeChunk(c.cols, c.rows, c.weights) for c in source())
+
+
+def _transpose(root: Path, entries: dict, col_dtype, edge: EdgeTypeDef, options) -> Source:
+    indptr = np.fromfile(root / entries["indptr"]["file"], dtype=np.int64)
+    weights = root / entries["weights"]["file"] if edge.weighted else None
+    return csr_source(indptr, root / entries["indices"]["file"], col_dtype, weights,
+                      options.chunk_rows, reverse=True)
 
 
 def write_features(root: Path, node_type: str, array: np.ndarray, count: int,

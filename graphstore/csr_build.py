@@ -45,10 +45,10 @@ Source = Callable[[], Iterator[EdgeChunk]]
 
 
 def count_rows(source: Source, num_rows: int) -> np.ndarray:
+    from graphstore.kernels import count_into
     counts = np.zeros(num_rows, dtype=np.int64)
     for chunk in source():
-        if chunk.rows.size:
-            counts += np.bincount(chunk.rows, minlength=num_rows)
+        count_into(chunk.rows, counts)
     return counts
 
 
@@ -67,11 +67,22 @@ def plan_ranges(counts: np.ndarray, cap_edges: int) -> list[tuple[int, int]]:
 
 def build_csr(root: Path, base: str, source: Source, *, num_rows: int, col_dtype,
               weighted: bool, buffer_bytes: int, dedupe: bool = False,
-              drop_self: bool = False, sort: bool = True) -> tuple[dict, CsrStats]:
-    """Write `base`/indptr.bin, indices.bin (and weights.bin) under root."""
-    from graphstore.kernels import scatter_rows, sort_dedupe_rows
+              drop_self: bool = False, sort: bool = True, presorted: bool = False,
+              hashed: bool = True, counts: np.ndarray | None = None,
+              num_cols: int = 0) -> tuple[dict, CsrStats, np.ndarray]:
+    """Write `base`/indptr.bin, indices.bin (and weights.bin) under root.
+
+    sort: sort each row's columns; presorted: the source already yields each
+    row's columns in order (so de-duplication needs no sort); hashed: compute
+    content hashes for the manifest (not for scratch CSRs); counts: each
+    row's edge count when known (saves a pass).  Also returns how many
+    written edges point at each of num_cols columns: the row counts of the
+    transpose, so building it needs no counting pass."""
+    from graphstore.kernels import count_into, scatter_rows, sort_dedupe_rows
     col_dtype = np.dtype(col_dtype)
-    counts = count_rows(source, num_rows)
+    passes = int(counts is None)  # reading passes over the source
+    counts = count_rows(source, num_rows) if counts is None else counts
+    col_counts = np.zeros(num_cols, dtype=np.int64)
     per_edge = col_dtype.itemsize + (4 if weighted else 0)
     ranges = plan_ranges(counts, max(1, buffer_bytes // per_edge))
     degrees = np.zeros(num_rows, dtype=np.int64)
@@ -90,33 +101,37 @@ def build_csr(root: Path, base: str, source: Source, *, num_rows: int, col_dtype
                 scatter_rows(chunk.rows, chunk.cols, w, weighted, lo, hi, cursor, cols, weights)
             if sort or dedupe or drop_self:
                 deg, n_loops, n_dups = sort_dedupe_rows(offsets, cols, weights, weighted,
-                                                        dedupe, drop_self, lo)
+                                                        dedupe, drop_self, lo, presorted)
                 loops, dups = loops + n_loops, dups + n_dups
             else:
                 deg = counts[lo:hi]
             degrees[lo:hi] = deg
             kept = int(deg.sum())
+            if num_cols:
+                count_into(cols[:kept], col_counts)
             cols[:kept].tofile(fcols)
             if weighted:
                 weights[:kept].tofile(fw)
             del cols, weights
-    return _finish(root, base, degrees, col_dtype, weighted, counts, loops, dups, len(ranges))
+    stats = CsrStats(int(counts.sum()), int(degrees.sum()), int(loops), int(dups),
+                     passes + len(ranges))
+    return _finish(root, base, degrees, col_dtype, weighted, hashed), stats, col_counts
 
 
-def _finish(root, base, degrees, col_dtype, weighted, counts, loops, dups, nranges):
+def _finish(root, base, degrees, col_dtype, weighted, hashed):
     indptr = np.zeros(degrees.size + 1, dtype="<i8")
     np.cumsum(degrees, out=indptr[1:])
     indptr.tofile(root / base / "indptr.bin")
     m = int(indptr[-1])
-    entries = {"indptr": make_entry(root, f"{base}/indptr.bin", indptr.dtype, indptr.shape),
-               "indices": make_entry(root, f"{base}/indices.bin", col_dtype, (m,)),
+    entry = make_entry if hashed else (lambda _root, rel, dtype, shape: {"file": rel})
+    entries = {"indptr": entry(root, f"{base}/indptr.bin", indptr.dtype, indptr.shape),
+               "indices": entry(root, f"{base}/indices.bin", col_dtype, (m,)),
                "weights": None}
     if weighted:
-        entries["weights"] = make_entry(root, f"{base}/weights.bin", "<f4", (m,))
+        entries["weights"] = entry(root, f"{base}/weights.bin", "<f4", (m,))
     else:
         (root / base / "weights.bin").unlink()
-    stats = CsrStats(int(counts.sum()), m, int(loops), int(dups), 1 + nranges)
-    return entries, stats
+    return entries
 
 
 def csr_source(indptr: np.ndarray, indices: Path, col_dtype, weights: Path | None,

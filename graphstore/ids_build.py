@@ -70,9 +70,17 @@ class IntMapper:
 
     def map(self, ids: np.ndarray) -> np.ndarray:
         """Dense ids (int64); -1 where an id was never collected."""
+        return self.map_dense(ids, np.int64)[0]
+
+    def map_dense(self, ids: np.ndarray, dtype) -> tuple[np.ndarray, int]:
+        """(dense ids as `dtype`, index of the first unknown id or -1)."""
         if self.table is not None:
             from graphstore.kernels import table_lookup
-            return table_lookup(ids, self.table, 0)
+            out = np.empty(ids.size, dtype=dtype)
+            return out, int(table_lookup(ids, self.table, out))
+        return _checked(self._search(ids), dtype)
+
+    def _search(self, ids: np.ndarray) -> np.ndarray:
         pos = np.minimum(np.searchsorted(self.values, ids), max(len(self) - 1, 0))
         return np.where(self.values[pos] == ids, pos, -1) if len(self) else np.full(ids.size, -1)
 
@@ -87,6 +95,11 @@ def arrow_hashes(strings) -> np.ndarray:
     offsets = np.frombuffer(offsets, dtype=np.int64)[strings.offset:strings.offset + len(strings) + 1]
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, np.uint8)
     return fnv1a_hashes(data if data.size else np.zeros(1, np.uint8), offsets)
+
+
+def _checked(dense: np.ndarray, dtype) -> tuple[np.ndarray, int]:
+    missing = np.flatnonzero(dense < 0)
+    return dense.astype(dtype, copy=False), int(missing[0]) if missing.size else -1
 
 
 class StrCollector:
@@ -156,6 +169,9 @@ class StrMapper:
                               f"{self.strings[int(dense[i])].as_py()!r} share a 64-bit hash; "
                               "rename one of them (this is astronomically rare)")
         return dense
+
+    def map_dense(self, strings, dtype) -> tuple[np.ndarray, int]:
+        return _checked(self.map(strings), dtype)
 
     def write(self, root: Path) -> dict:
         _, offsets, data = self.strings.buffers()

@@ -140,8 +140,7 @@ def write_scratch_edges(spec: IngestSpec, mappers, scratch: Path,
                 open(base / "w.bin", "ab") as fw:
             for chunk in read_chunks(source, requests, options.chunk_rows):
                 for node_type, col, handle in ((e.src_type, e.src, fs), (e.dst_type, e.dst, fd)):
-                    dense = _map(mappers[node_type], chunk, col, source)
-                    dense.astype(index_dtype(len(mappers[node_type]))).tofile(handle)
+                    _map(mappers[node_type], chunk, col, source).tofile(handle)
                 if e.weight is not None:
                     _weights(chunk.columns[e.weight], chunk, source).tofile(fw)
                 rows[e.name] = rows.get(e.name, 0) + chunk.num_rows
@@ -153,10 +152,10 @@ def _kind(mapper) -> str:
 
 
 def _map(mapper, chunk, column, source: TableSource) -> np.ndarray:
-    dense = mapper.map(chunk.columns[column])
-    missing = np.flatnonzero(dense < 0)
-    if missing.size:  # only when a file changed between the two passes
-        raise IngestError(f"{where(source, chunk.first_row + int(missing[0]))}: id not seen "
+    """Dense ids in the narrowest dtype for the node count (see index_dtype)."""
+    dense, missing = mapper.map_dense(chunk.columns[column], index_dtype(len(mapper)))
+    if missing >= 0:  # only when a file changed between the two passes
+        raise IngestError(f"{where(source, chunk.first_row + missing)}: id not seen "
                           "in the first pass; did the file change during the ingest?")
     return dense
 

@@ -45,9 +45,10 @@ def scatter_rows(rows, cols, weights, has_weights, lo, hi, cursor, out_cols, out
 
 
 @numba.njit(nogil=True, cache=True)
-def sort_dedupe_rows(offsets, cols, weights, has_weights, dedupe, drop_self, row_lo):
-    """Sort each row's columns, drop self loops (col == row, when drop_self)
-    and merge duplicates (summing weights, when dedupe), compacting in place.
+def sort_dedupe_rows(offsets, cols, weights, has_weights, dedupe, drop_self, row_lo, presorted):
+    """Sort each row's columns (unless presorted), drop self loops (col ==
+    row, when drop_self) and merge duplicates (summing weights, when dedupe),
+    compacting in place.
 
     Returns (new degree per row, self loops dropped, duplicates dropped).
     """
@@ -58,9 +59,13 @@ def sort_dedupe_rows(offsets, cols, weights, has_weights, dedupe, drop_self, row
     w = 0
     for r in range(k):
         s, e = offsets[r], offsets[r + 1]
-        order = np.argsort(cols[s:e], kind="mergesort")
-        seg_cols = cols[s:e][order]
-        seg_w = weights[s:e][order] if has_weights else weights[:0]
+        if presorted:
+            seg_cols = cols[s:e]
+            seg_w = weights[s:e]
+        else:
+            order = np.argsort(cols[s:e], kind="mergesort")
+            seg_cols = cols[s:e][order]
+            seg_w = weights[s:e][order] if has_weights else weights[:0]
         start = w
         for j in range(e - s):
             c = seg_cols[j]
@@ -81,11 +86,24 @@ def sort_dedupe_rows(offsets, cols, weights, has_weights, dedupe, drop_self, row
 
 
 @numba.njit(nogil=True, cache=True)
-def table_lookup(values, table, base):
-    """Dense ids of integer external ids through a direct table (-1: absent)."""
-    out = np.empty(values.size, dtype=np.int64)
+def table_lookup(values, table, out):
+    """out[i] = dense id of integer external id values[i] through a direct
+    table (table[id] = dense id, -1 when absent); returns the index of the
+    first absent id, or -1 when every id was found."""
     size = table.size
+    missing = -1
     for i in range(values.size):
-        j = np.int64(values[i]) - base
-        out[i] = table[j] if 0 <= j < size else -1
-    return out
+        j = np.int64(values[i])
+        d = table[j] if 0 <= j < size else -1
+        if d < 0 and missing < 0:
+            missing = i
+        out[i] = d
+    return missing
+
+
+@numba.njit(nogil=True, cache=True)
+def count_into(values, counts):
+    """counts[v] += 1 for each v: O(len(values)), unlike a bincount of the
+    full length per chunk."""
+    for i in range(values.size):
+        counts[np.int64(values[i])] += 1

@@ -104,8 +104,11 @@ def read_chunks(source: TableSource, requests: Sequence[ColumnRequest],
     names = {r.column: resolve(source, r.column) for r in requests}
     reader = {"csv": _csv_batches, "tsv": _csv_batches, "parquet": _parquet_batches,
               "npy": _npy_batches}[source.format]
+    kinds: dict[str, str] = {}
+    for r in requests:  # a column read as two kinds stays text
+        kinds[names[r.column]] = r.kind if kinds.get(names[r.column], r.kind) == r.kind else "str"
     first = 0
-    for batch in reader(source, sorted(set(names.values())), chunk_rows):
+    for batch in reader(source, kinds, chunk_rows):
         if not batch:
             continue
         cols = {r.column: to_kind(source, batch[names[r.column]], r.kind, names[r.column],
@@ -118,7 +121,8 @@ def read_chunks(source: TableSource, requests: Sequence[ColumnRequest],
                           "least one row")
 
 
-def _csv_batches(source: TableSource, names: list[str], chunk_rows: int):
+def _csv_batches(source: TableSource, kinds: dict[str, str], chunk_rows: int):
+    """Record batches of the requested columns, numeric ones parsed by arrow."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     bad: list = []
@@ -127,18 +131,31 @@ def _csv_batches(source: TableSource, names: list[str], chunk_rows: int):
         bad.append(row)
         return "error"
     header_names = column_names(source)
+    arrow = {"int": pa.int64(), "float": pa.float64()}
     read = pcsv.ReadOptions(use_threads=False, block_size=max(1 << 16, chunk_rows * 24),
                             column_names=None if source.header else header_names)
     parse = pcsv.ParseOptions(delimiter=source.delimiter, invalid_row_handler=on_invalid)
-    convert = pcsv.ConvertOptions(include_columns=names,
-                                  column_types={n: pa.string() for n in names},
-                                  strings_can_be_null=False)
+    convert = pcsv.ConvertOptions(
+        include_columns=list(kinds), strings_can_be_null=False,
+        column_types={n: arrow.get(k, pa.string()) for n, k in kinds.items()})
     try:
         for batch in pcsv.open_csv(source.path, read_options=read, parse_options=parse,
                                    convert_options=convert):
-            yield {n: batch.column(n) for n in names}
+            yield {n: batch.column(n) for n in kinds}
     except pa.ArrowInvalid as err:
+        if not bad and any(k in arrow for k in kinds.values()):
+            _locate_conversion_error(source, kinds, chunk_rows)
         raise _csv_error(source, bad, err, len(header_names)) from None
+
+
+def _locate_conversion_error(source: TableSource, kinds: dict[str, str], chunk_rows: int):
+    """Arrow does not say which row failed to convert: read the columns as
+    text and let to_kind name the file, line and value."""
+    first = 0
+    for batch in _csv_batches(source, {n: "str" for n in kinds}, chunk_rows):
+        for name, kind in kinds.items():
+            to_kind(source, batch[name], kind, name, first)
+        first += len(batch[next(iter(batch))])
 
 
 def _csv_error(source, bad, err, ncols) -> IngestError:
@@ -151,7 +168,8 @@ def _csv_error(source, bad, err, ncols) -> IngestError:
                        f"({ncols} columns from the header): {err}")
 
 
-def _parquet_batches(source: TableSource, names: list[str], chunk_rows: int):
+def _parquet_batches(source: TableSource, kinds: dict[str, str], chunk_rows: int):
+    names = list(kinds)
     import pyarrow.parquet as pq
     try:
         parquet = pq.ParquetFile(source.path)
@@ -168,7 +186,8 @@ def _load_npy(path: Path) -> np.ndarray:
         raise IngestError(f"{path}: not a readable .npy array: {err}") from None
 
 
-def _npy_batches(source: TableSource, names: list[str], chunk_rows: int):
+def _npy_batches(source: TableSource, kinds: dict[str, str], chunk_rows: int):
+    names = list(kinds)
     array = _load_npy(source.path)
     for start in range(0, array.shape[0], chunk_rows):
         block = array[start:start + chunk_rows]

@@ -35,8 +35,8 @@ def to_kind(source, values, kind: str, name: str, first_row: int):
 def _numpy_to_kind(source, values: np.ndarray, kind: str, name: str, first_row: int):
     import pyarrow as pa
     if kind == "int":
-        if values.dtype.kind in "iu":
-            return values.astype(np.int64, copy=False)
+        if values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize < 8):
+            return values  # any signed width: the id collectors and mappers accept them
         _raise_at(source, name, first_row, kind, f"{values.dtype} values")
     if kind == "float":
         if values.dtype.kind in "iuf":
