@@ -30,13 +30,20 @@ _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=
 
 
 class Monitor:
-    """Refreshes the picture from `source` every `interval` seconds, keeping `keep`."""
+    """Refreshes the picture from `source` every `interval` seconds, keeping `keep`.
 
-    def __init__(self, source, *, interval: float = 2.0, keep: int = 300) -> None:
+    Rates are taken over at least `rate_window` seconds (against an older
+    snapshot than the last one): producers send in bursts as credits return, and
+    a rate over a sub-second refresh would swing between zero and peaks.
+    """
+
+    def __init__(self, source, *, interval: float = 2.0, keep: int = 300,
+                 rate_window: float = 5.0) -> None:
         self.source = source
         self.interval = interval
+        self.rate_window = rate_window
         self._history: deque[Picture] = deque(maxlen=keep)
-        self._last: Snapshot | None = None
+        self._recent: deque[Snapshot] = deque()
         self._error = ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -51,12 +58,18 @@ class Monitor:
                 self._error = str(err)
             log.warning("dashboard refresh failed: %s", err)
             return None
-        current = picture(self._last, snapshot, self.source.describe())
+        current = picture(self._baseline(snapshot.time), snapshot, self.source.describe())
         with self._lock:
-            self._last = snapshot
+            self._recent.append(snapshot)
             self._history.append(current)
             self._error = ""
         return current
+
+    def _baseline(self, now: float) -> Snapshot | None:
+        """The newest snapshot at least `rate_window` old (else the oldest kept)."""
+        while len(self._recent) > 1 and now - self._recent[1].time >= self.rate_window:
+            self._recent.popleft()
+        return self._recent[0] if self._recent else None
 
     def state(self) -> dict:
         """What /api/picture returns: chart specs, the history and the last error."""

@@ -141,8 +141,11 @@ def _queue(v: _View) -> dict[str, float | None]:
 
 
 def _compute(v: _View) -> dict[str, float | None]:
+    wait = v.rate("sagewalk_trainer_data_wait_seconds_total", "trainer")
+    # Waits are counted when they end, so one long wait can land in a short
+    # window; as a share of wall time it cannot exceed 1.
     lines = {"busy": v.total("sagewalk_trainer_busy_ratio"),
-             "data wait": v.rate("sagewalk_trainer_data_wait_seconds_total", "trainer")}
+             "data wait": None if wait is None else min(wait, 1.0)}
     util = v.by("sagewalk_gpu_utilization_ratio", "gpu")
     for gpu in sorted(util, key=_natural):
         lines[f"gpu {gpu}"] = util[gpu]

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "status", help="Print throughput, queue depth, GPU/busy ratio, loss, producers and "
         "rejections of the running daemons.")
     add_config_args(parser)
-    parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+    parser.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
                         help="Seconds between the two scrapes rates are computed from.")
     parser.add_argument("--prometheus", metavar="URL", default=None,
                         help="Read from this Prometheus server instead of the daemons.")

@@ -79,3 +79,29 @@ def test_port_in_use_is_a_user_error(running):
     port = int(url.rsplit(":", 1)[1])
     with pytest.raises(DashboardError, match="--port 0"):
         serve_dashboard(monitor, "127.0.0.1", port)
+
+
+class _Replay:
+    """A source that returns prepared snapshots in order (a recorded run)."""
+
+    def __init__(self, snapshots):
+        self.snapshots = list(snapshots)
+
+    def snapshot(self):
+        return self.snapshots.pop(0)
+
+    def describe(self):
+        return "replay"
+
+
+def test_rates_span_the_rate_window_not_just_the_last_refresh():
+    from monitoring.scrape import Sample, Snapshot, TargetState
+    target = (TargetState("t:1", "trainer", True),)
+    # Bursty: 10 batches accepted at t=1, none in the next refreshes.
+    counts = [(0.0, 0), (1.0, 10), (2.0, 10), (3.0, 10), (7.0, 10)]
+    snaps = [Snapshot(t, target, (Sample("t:1", "sagewalk_batches_accepted_total", (), n),))
+             for t, n in counts]
+    monitor = Monitor(_Replay(snaps), rate_window=5.0)
+    rates = [monitor.refresh().charts["throughput"]["trained"] for _ in counts]
+    # t=7: the window starts at t=2 (the newest snapshot >= 5 s old): nothing since.
+    assert rates == [None, 10.0, 5.0, 10 / 3, 0.0]
