@@ -37,6 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     from graphstore.ingest import ingest
     from graphstore.spec import load_spec, simple_spec
     config = load_config(args)
+    _interrupt_on_sigterm()
     if args.edges is not None:
         if not args.src_type or not args.dst_type:
             raise IngestError("--edges needs --src-type and --dst-type, e.g. "
@@ -52,6 +53,16 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print_report(store, report, sys.stdout)
     return 0
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the build directory is removed on the way
+    out instead of being left half-written."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _print_report(store, report: dict, out) -> None:

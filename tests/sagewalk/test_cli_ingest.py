@@ -144,3 +144,26 @@ def test_existing_store_needs_overwrite(tmp_path, capsys):
     code, _, err = run(capsys, "ingest", *args, "--out", str(tmp_path / "s"))
     assert code == 2 and "already exists" in err and "--overwrite" in err
     assert run(capsys, "ingest", *args, "--out", str(tmp_path / "s"), "--overwrite")[0] == 0
+
+
+def test_sigterm_mid_build_leaves_nothing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    assert main(["synth", "--edges", "3000000", "--items", "30000", "--users", "300000",
+                 "--out", str(tmp_path / "e.tsv")]) == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "sagewalk", "ingest", "--edges",
+                             str(tmp_path / "e.tsv"), "--src-type", "item", "--dst-type",
+                             "user", "--out", str(out / "store")], stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while not any(out.iterdir()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the build finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and b"interrupted" in err
+    assert list(out.iterdir()) == []
