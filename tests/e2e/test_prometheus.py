@@ -141,6 +141,20 @@ def test_every_grafana_panel_query_is_valid_and_has_data(running):
     assert not empty, "panels without data:\n" + "\n".join(empty)
 
 
+def test_status_and_dashboard_read_the_same_picture_from_prometheus(running, capsys):
+    from sagewalk.cli import main
+    run, prom = running
+    prom.wait_for(lambda: prom.query("sagewalk_train_loss"), 30, "a training step")
+    code = main(["status", "--json", "--interval", "2", "--prometheus", prom.url])
+    state = json.loads(capsys.readouterr().out)
+    assert code == 0 and state["source"] == f"prometheus: {prom.url}"
+    assert sorted((t["role"], t["up"]) for t in state["targets"]) == [
+        ("producer", True), ("producer", True), ("sampler", True), ("trainer", True)]
+    assert state["charts"]["loss"]["loss"] is not None
+    assert state["charts"]["producers"]["running (sampler)"] == 2
+    assert state["tiles"]["epoch"] >= 1
+
+
 def test_a_killed_producer_is_restarted_and_leaves_the_totals(running):
     run, prom = running
     before = set(run.producer_targets())
