@@ -57,7 +57,7 @@ def _m(name: str, kind: str, help: str, labels: tuple[str, ...] = (), *,
 METRICS: tuple[Metric, ...] = (
     _m("sagewalk_build_info", GAUGE,
        "Always 1; the labels say which sagewalk version and process role is running.",
-       ("version", "role"), by=("trainer", "sampler", "producer", "dashboard"), collected=True),
+       ("version", "role"), by=("trainer", "sampler", "producer"), collected=True),
     # -- producers ------------------------------------------------------------
     _m("sagewalk_producer_batches_total", COUNTER,
        "Mini-batches a producer built and sent.", ("producer",), by=("producer",)),

@@ -31,7 +31,7 @@ from sagewalk.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 
-ROLES = ("trainer", "sampler", "producer", "dashboard")
+ROLES = ("trainer", "sampler", "producer")
 
 
 class MetricsServerError(SagewalkError):

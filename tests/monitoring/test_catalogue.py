@@ -122,3 +122,9 @@ def test_the_scan_catches_a_typo(tmp_path):
 @pytest.mark.parametrize("name", sorted(CONTRACT))
 def test_get_returns_the_entry(name):
     assert catalogue.get(name).name == name
+
+
+def test_docs_list_every_metric():
+    doc = (ROOT / "docs" / "monitoring.md").read_text()
+    missing = [m.name for m in catalogue.METRICS if f"| `{m.name}` |" not in doc]
+    assert not missing, f"docs/monitoring.md metric table lacks {missing}"
