@@ -41,6 +41,7 @@ class MetricsServerError(SagewalkError):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a slow scraper must never hold up process exit
     allow_reuse_address = True
+    metrics_server: "MetricsServer"
 
 
 class MetricsServer:
@@ -58,6 +59,7 @@ class MetricsServer:
         self._previous_hook: hook.Hook | None = None
         self._thread = threading.Thread(target=httpd.serve_forever, name=f"metrics-{role}",
                                         kwargs={"poll_interval": 0.2}, daemon=True)
+        httpd.metrics_server = self  # the request handler reads registry and state here
 
     @property
     def url(self) -> str:
@@ -120,7 +122,6 @@ def serve_metrics(host: str, port: int, *, role: str, instance: str,
             registry.register(collector)
     server = MetricsServer(_bind(host, port, role), registry, metrics_hook,
                            role=role, instance=instance)
-    server._httpd.metrics_server = server  # the handler reads state through this
     server._start()
     log.info("%s %s serving /metrics on %s", role, instance, server.url)
     return server
@@ -150,7 +151,13 @@ class _Handler(BaseHTTPRequestHandler):
         owner: MetricsServer = self.server.metrics_server
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._reply(200, encoder(owner.registry), content_type)
+            try:
+                body = encoder(owner.registry)
+            except Exception as err:  # noqa: BLE001 - a collector bug must not kill scrapes
+                log.exception("metrics: exposition failed")
+                self._reply(500, f"metrics exposition failed: {err}\n".encode())
+                return
+            self._reply(200, body, content_type)
         elif path == "/healthz":
             self._reply(200, b"ok\n")
         elif path == "/readyz":

@@ -122,3 +122,20 @@ def test_promtool_accepts_a_full_dump(server, tmp_path):
     check = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
                            capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+class _Broken:
+    """A collector with a bug: raises on every scrape."""
+
+    def collect(self):
+        raise RuntimeError("collector bug")
+
+    def describe(self):
+        return []
+
+
+def test_a_broken_collector_fails_the_scrape_not_the_endpoint(server):
+    server.registry.register(_Broken())
+    status, _, body = _get(f"{server.url}/metrics")
+    assert status == 500 and "collector bug" in body
+    assert _get(f"{server.url}/healthz")[0] == 200
