@@ -186,14 +186,39 @@ def _load_npy(path: Path) -> np.ndarray:
         raise IngestError(f"{path}: not a readable .npy array: {err}") from None
 
 
+def npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data offset) of a C-ordered .npy file."""
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran, dtype = read_header(handle)
+        except ValueError as err:
+            raise IngestError(f"{path}: not a readable .npy array: {err}") from None
+        if fortran or dtype.hasobject:
+            raise IngestError(f"{path}: expected a C-ordered numeric array, got "
+                              f"{'Fortran order' if fortran else dtype}; re-save it with "
+                              "numpy.save(path, numpy.ascontiguousarray(a))")
+        return shape, dtype, handle.tell()
+
+
 def _npy_batches(source: TableSource, kinds: dict[str, str], chunk_rows: int):
+    """Row blocks read with plain reads: a memory map would leave every page
+    of the input resident, counted in this process's RSS."""
     names = list(kinds)
-    array = _load_npy(source.path)
-    for start in range(0, array.shape[0], chunk_rows):
-        block = array[start:start + chunk_rows]
-        if array.dtype.names:
+    shape, dtype, offset = npy_layout(source.path)
+    width = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    for start in range(0, shape[0] if shape else 0, chunk_rows):
+        rows = min(chunk_rows, shape[0] - start)
+        block = np.fromfile(source.path, dtype=dtype, count=rows * width,
+                            offset=offset + start * width * dtype.itemsize)
+        if dtype.names:
             yield {n: np.ascontiguousarray(block[n]) for n in names}
-        elif array.ndim == 1:
-            yield {n: np.asarray(block) for n in names}
+        elif len(shape) == 1:
+            yield {n: block for n in names}
         else:
+            block = block.reshape(rows, width)
             yield {n: np.ascontiguousarray(block[:, int(n)]) for n in names}

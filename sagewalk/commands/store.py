@@ -28,7 +28,7 @@ def _open(args):
 
 
 def _info(args: argparse.Namespace) -> int:
-    from graphstore.inspect import store_info
+    from graphstore.info import store_info
     info = store_info(_open(args))
     if args.json:
         print(json.dumps(info, sort_keys=True))
@@ -53,7 +53,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from graphstore.inspect import verify_store
+    from graphstore.info import verify_store
     store = _open(args)
     count = verify_store(store)
     print(f"{store.path}: ok, {count} files match their manifest hashes "
