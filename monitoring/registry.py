@@ -52,6 +52,7 @@ class PrometheusHook:
     def __init__(self, registry: CollectorRegistry, role: str = "") -> None:
         self.registry = registry
         self._metrics: dict[str, object] = {}
+        self._children: dict[tuple, object] = {}
         self._warned: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         for entry in catalogue.METRICS:
@@ -76,9 +77,19 @@ class PrometheusHook:
         self._apply("observe", name, value, labels)
 
     def _apply(self, call: str, name: str, value: float, labels: dict) -> None:
-        target = self._target(call, name, labels)
+        # Hot path (every batch, every step): a validated call site's child is
+        # cached under its exact arguments, skipping lookup and label checks.
+        key = (call, name, *labels.items())
+        try:
+            target = self._children.get(key)
+        except TypeError:  # an unhashable label value: validate (and str()) every time
+            key, target = None, None
         if target is None:
-            return
+            target = self._target(call, name, labels)
+            if target is None:
+                return
+            if key is not None:
+                self._children[key] = target
         try:
             getattr(target, call)(value)
         except (ValueError, TypeError) as err:  # e.g. a negative counter increment
