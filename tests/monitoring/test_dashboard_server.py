@@ -1,4 +1,6 @@
-"""The dashboard server: the picture API over live exporters, the static page."""
+"""The dashboard server (monitoring/dashboard.py): the picture API over live
+exporters, the static page.  (Named apart from tests/e2e/test_dashboard.py:
+test modules in directories without __init__.py need unique basenames.)"""
 
 from __future__ import annotations
 
