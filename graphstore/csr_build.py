@@ -78,7 +78,7 @@ def build_csr(root: Path, base: str, source: Source, *, num_rows: int, col_dtype
     row's edge count when known (saves a pass).  Also returns how many
     written edges point at each of num_cols columns: the row counts of the
     transpose, so building it needs no counting pass."""
-    from graphstore.kernels import count_into, scatter_rows, sort_dedupe_rows
+    from graphstore.kernels import count_into, sort_dedupe_rows
     col_dtype = np.dtype(col_dtype)
     passes = int(counts is None)  # reading passes over the source
     counts = count_rows(source, num_rows) if counts is None else counts
@@ -91,14 +91,7 @@ def build_csr(root: Path, base: str, source: Source, *, num_rows: int, col_dtype
     with open(root / base / "indices.bin", "wb") as fcols, \
             open(root / base / "weights.bin", "wb") as fw:
         for lo, hi in ranges:
-            offsets = np.zeros(hi - lo + 1, dtype=np.int64)
-            np.cumsum(counts[lo:hi], out=offsets[1:])
-            cols = np.empty(offsets[-1], dtype=col_dtype)
-            weights = np.empty(offsets[-1] if weighted else 0, dtype=np.float32)
-            cursor = offsets[:-1].copy()
-            for chunk in source():
-                w = chunk.weights if weighted else weights
-                scatter_rows(chunk.rows, chunk.cols, w, weighted, lo, hi, cursor, cols, weights)
+            offsets, cols, weights = _scatter_range(source, lo, hi, counts, col_dtype, weighted)
             if sort or dedupe or drop_self:
                 deg, n_loops, n_dups = sort_dedupe_rows(offsets, cols, weights, weighted,
                                                         dedupe, drop_self, lo, presorted)
@@ -112,10 +105,24 @@ def build_csr(root: Path, base: str, source: Source, *, num_rows: int, col_dtype
             cols[:kept].tofile(fcols)
             if weighted:
                 weights[:kept].tofile(fw)
-            del cols, weights
     stats = CsrStats(int(counts.sum()), int(degrees.sum()), int(loops), int(dups),
                      passes + len(ranges))
     return _finish(root, base, degrees, col_dtype, weighted, hashed), stats, col_counts
+
+
+def _scatter_range(source: Source, lo: int, hi: int, counts: np.ndarray, col_dtype,
+                   weighted: bool):
+    """One pass over the source: the edges of rows [lo, hi) bucketed by row."""
+    from graphstore.kernels import scatter_rows
+    offsets = np.zeros(hi - lo + 1, dtype=np.int64)
+    np.cumsum(counts[lo:hi], out=offsets[1:])
+    cols = np.empty(offsets[-1], dtype=col_dtype)
+    weights = np.empty(offsets[-1] if weighted else 0, dtype=np.float32)
+    cursor = offsets[:-1].copy()
+    for chunk in source():
+        w = chunk.weights if weighted else weights
+        scatter_rows(chunk.rows, chunk.cols, w, weighted, lo, hi, cursor, cols, weights)
+    return offsets, cols, weights
 
 
 def _finish(root, base, degrees, col_dtype, weighted, hashed):
