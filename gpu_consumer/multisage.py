@@ -118,6 +118,24 @@ class MultiSage(nn.Module):
         """z_c of context nodes of one type (index into `context_types`)."""
         return self.context_encoders[context_type](features, ids)
 
+    def context_index(self, name: str) -> int:
+        """Type id of a context node type (as numbered in batches), by name."""
+        if name not in self.context_types:
+            raise ModelError(f"context type {name!r}: the model knows "
+                             f"{', '.join(self.context_types)}")
+        return self.context_types.index(name)
+
+    def embed_in_context(self, batch, context_type: str, context_id: int,
+                         context_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Targets' embeddings seen through one context node (contextual
+        retrieval: rank items in that context's subspace).  `context_features`
+        [d_c] are the node's stored features (None for a featureless type)."""
+        device = batch.node_sets[0].device
+        feats = None if context_features is None else context_features.reshape(1, -1).to(device)
+        ids = torch.tensor([int(context_id)], device=device)
+        vector = self.context_vectors(self.context_index(context_type), feats, ids)[0]
+        return self.forward(batch, context=vector)
+
     def convolve(self, layer, h_self, h_nbrs, weights, contexts=None, ego_context=None):
         if contexts is None:  # no context known: every neighbour seen unmasked
             contexts = torch.ones_like(h_nbrs) if self.convs[layer].combine == "mask" \

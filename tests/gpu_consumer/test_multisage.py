@@ -95,3 +95,15 @@ def test_needs_context_types_and_context_batches():
         model(context_dims={})
     with pytest.raises(ModelError, match="context"):
         model()(make_batch(3))
+
+
+def test_embed_in_context_by_type_name_and_node_id():
+    batch = ms_batch(4)
+    m = model().eval()
+    with torch.no_grad():
+        a = m.embed_in_context(batch, "board", 3, torch.randn(3))
+        b = m.embed_in_context(batch, "user", 7)
+    assert a.shape == b.shape == (len(batch.node_sets[-1]), 8)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ModelError, match="board, user"):
+        m.embed_in_context(batch, "venue", 1)

@@ -1,0 +1,127 @@
+"""TrainingSession on a real store and the sampler's real BatchBuilder; batches
+handed over in process in plan order (the socket path is tests/e2e/test_training.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from gpu_consumer.checkpoint import list_checkpoints
+from gpu_consumer.layers import ModelError
+from gpu_consumer.model import load_model
+from gpu_consumer.session import TrainingSession
+from gpu_consumer.tensors import TensorBatch
+from sagewalk.config import load
+
+
+class InProcessBatches:
+    """The plan's tickets built right here, in order; `done` and `state_dict`
+    as the stream has them (the cursor is the list of done ticket keys)."""
+
+    def __init__(self, builder, plan, cursor=None):
+        self.builder, self.plan = builder, plan
+        self.done_keys = [tuple(k) for k in (cursor or {}).get("done", [])]
+        self.tickets = []
+
+    def __iter__(self):
+        for epoch in range(self.plan.epochs):
+            for batch in range(self.plan.num_batches(epoch)):
+                if (epoch, batch) in self.done_keys:
+                    continue
+                ticket = self.plan.ticket(epoch, batch)
+                self.tickets.append(ticket)
+                yield TensorBatch.from_minibatch(self.builder.build(ticket))
+
+    def done(self, ticket):
+        self.done_keys.append(ticket.key)
+
+    def state_dict(self):
+        return {"done": [list(k) for k in self.done_keys]}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from graphstore import build_from_arrays
+    from graphstore.synth import generate
+    g = generate(3000, 120, 200, 3, seed=2, p_in=0.9)
+    return build_from_arrays(tmp_path_factory.mktemp("s") / "store",
+                             edges={"rates": ("item", "user", g.items, g.users)},
+                             node_counts={"item": 120, "user": 200},
+                             features={"item": np.random.default_rng(0).standard_normal(
+                                 (120, 4)).astype(np.float32)})
+
+
+def session(store, tmp_path, *overrides):
+    from worker.assemble import BatchBuilder
+    config = load(None, [
+        "trainer.hidden_dim=16", "trainer.embedding_dim=8", "trainer.epochs=2",
+        "trainer.batches_per_epoch=3", "trainer.validate_every=2", "trainer.warmup_steps=1",
+        "trainer.validation_queries=20", "trainer.checkpoint_every_s=1000",
+        f"trainer.run_dir=\"{tmp_path / 'run'}\"", "sampler.batch_size=16",
+        "sampler.easy_negatives=16", "sampler.num_walks=4", "sampler.walk_length=4",
+        "sampler.num_neighbors=4", *overrides])
+    return TrainingSession(config, store, BatchBuilder(store, config.sampler))
+
+
+def test_runs_the_plan_with_the_curriculum_in_its_tickets(store, tmp_path):
+    s = session(store, tmp_path)
+    stream = InProcessBatches(s.builder, s.plan)
+    s.run(stream)
+    assert s.trainer.step == 6 and s.stop_reason == "completed"
+    assert s.epoch_done == {0: 3, 1: 3}
+    assert [t.hard_negatives for t in stream.tickets] == [0, 0, 0, 1, 1, 1]
+    assert [v["step"] for v in s.validation] == [2, 4, 6]
+    assert all(0.0 <= v["hit_rate"] <= 1.0 and v["chance"] > 0 for v in s.validation)
+
+
+def test_finish_checkpoints_exports_and_a_new_session_resumes(store, tmp_path):
+    s = session(store, tmp_path)
+    stream = InProcessBatches(s.builder, s.plan)
+    s.run(stream)
+    figures = s.finish()
+    assert figures["steps"] == 6 and figures["model_path"].endswith("model.pt")
+    assert len(list_checkpoints(tmp_path / "run")) == 1
+    exported = load_model(tmp_path / "run")
+    for k, v in s.trainer.model.state_dict().items():
+        assert torch.equal(exported.state_dict()[k], v), k
+    again = session(store, tmp_path)
+    assert again.restore()
+    assert again.trainer.step == 6 and again.epoch_done == {0: 3, 1: 3}
+    assert again.cursor == stream.state_dict() and len(again.validation) == 3
+    for k, v in s.trainer.model.state_dict().items():
+        assert torch.equal(again.trainer.model.state_dict()[k], v), k
+
+
+def test_interrupted_run_resumes_where_it_stopped(store, tmp_path):
+    s = session(store, tmp_path, "trainer.max_steps=4")
+    s.run(InProcessBatches(s.builder, s.plan))
+    assert s.stop_reason == "max_steps" and s.trainer.step == 4
+    s.finish(export=False)
+    resumed = session(store, tmp_path)
+    resumed.restore()
+    stream = InProcessBatches(resumed.builder, resumed.plan, resumed.cursor)
+    resumed.run(stream)
+    assert [t.key for t in stream.tickets] == [(1, 1), (1, 2)]
+    assert resumed.trainer.step == 6 and resumed.epoch_done == {0: 3, 1: 3}
+
+
+def test_early_stopping_after_passes_without_improvement(store, tmp_path):
+    # a learning rate this small cannot change the ranking: no pass improves on the first
+    s = session(store, tmp_path, "trainer.validate_every=1", "trainer.early_stopping_patience=2",
+                "trainer.lr=1e-12")
+    s.run(InProcessBatches(s.builder, s.plan))
+    assert s.stop_reason == "early_stopping" and s.trainer.step == 3
+
+
+def test_stop_ends_the_loop_after_the_current_step(store, tmp_path):
+    s = session(store, tmp_path)
+    s.stop("SIGTERM")  # what the daemon's signal handler calls
+    s.run(InProcessBatches(s.builder, s.plan))
+    assert s.trainer.step == 0 and s.stop_reason == "SIGTERM"
+
+
+def test_checkpoint_of_another_model_is_refused(store, tmp_path):
+    s = session(store, tmp_path)
+    s.finish(export=False)
+    other = session(store, tmp_path, "trainer.hidden_dim=32")
+    with pytest.raises(ModelError, match="another model"):
+        other.restore()
