@@ -16,6 +16,8 @@ import json
 import logging
 import multiprocessing as mp
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,9 +100,10 @@ def _file_digest(path: Path) -> str:
 
 def _identity(job: EmbedJob, store) -> dict:
     from gpu_consumer.model import MODEL_FILE
-    return {"version": PROGRESS_VERSION, "store": store.digest,
-            "model": _file_digest(Path(job.run_dir) / MODEL_FILE),
-            "neighbourhoods": asdict(job.neighbourhoods), "chunk_nodes": job.chunk_nodes}
+    identity = {"version": PROGRESS_VERSION, "store": store.digest,
+                "model": _file_digest(Path(job.run_dir) / MODEL_FILE),
+                "neighbourhoods": asdict(job.neighbourhoods), "chunk_nodes": job.chunk_nodes}
+    return json.loads(json.dumps(identity))   # tuples -> lists, as read back from disk
 
 
 def _chunks(n: int, size: int) -> list[tuple[int, int]]:
@@ -196,14 +199,17 @@ def _run_stages(job: EmbedJob, todo: dict, state: dict, out: Path, progress: boo
     pool = None
     if job.processes > 1 and total > 1:
         # spawn: a forked child would inherit torch's thread pool and any CUDA state.
-        pool = mp.get_context("spawn").Pool(job.processes, _init_worker, (job,))
+        # An executor (not mp.Pool) so a worker that dies raises BrokenProcessPool
+        # here instead of hanging the job.
+        pool = ProcessPoolExecutor(job.processes, mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(job,))
     else:
         global _RUNNER
         _RUNNER = _runner_for(job)   # in-process: keep torch's own thread count
     try:
         for stage, chunks in todo.items():   # stages in order: each reads the one before
             tasks = [(stage, lo, hi) for lo, hi in chunks]
-            results = pool.imap_unordered(_run_chunk, tasks) if pool else map(_run_chunk, tasks)
+            results = _unordered(pool, tasks) if pool else map(_run_chunk, tasks)
             for _, lo, hi in results:
                 state["done"].setdefault(stage, []).append(f"{lo}:{hi}")
                 _save_progress(out, state)
@@ -212,8 +218,17 @@ def _run_stages(job: EmbedJob, todo: dict, state: dict, out: Path, progress: boo
     finally:
         bar.close()
         if pool is not None:
-            pool.close()
-            pool.join()
+            pool.shutdown(cancel_futures=True)
+
+
+def _unordered(pool: ProcessPoolExecutor, tasks: list):
+    futures = [pool.submit(_run_chunk, t) for t in tasks]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    except BrokenProcessPool as err:
+        raise EmbedError("an embedding worker process died (out of memory, or killed); "
+                         "rerun the same command to resume from the finished chunks") from err
 
 
 def export(result_dir: Path, store, item_type: str, export_dir: Path) -> Path:

@@ -24,6 +24,8 @@ import numpy as np
 from sagewalk.errors import SagewalkError
 
 log = logging.getLogger(__name__)
+# faiss logs each CPU-feature probe at INFO; only its warnings matter to a user.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 AUTO_EXACT_BELOW = 100_000
 INDEX_VERSION = 1
@@ -163,8 +165,15 @@ class RelatedItems:
             return self.row[item_id]
         except KeyError:
             raise UnknownItem(f"unknown id {item_id!r}: not among the {len(self.ids):,} "
-                              f"indexed items (ids are external ids as in ids.txt, e.g. "
-                              f"{self.ids[0]!r})") from None
+                              f"indexed items ({self._suggest(item_id)})") from None
+
+    def _suggest(self, item_id: str) -> str:
+        import difflib
+        close = difflib.get_close_matches(item_id, self.ids[:200_000], n=3, cutoff=0.5) \
+            if len(item_id) < 200 else []
+        if close:
+            return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        return f"ids are external ids as in ids.txt, e.g. {self.ids[0]!r}"
 
     def title(self, row: int) -> str | None:
         return self.titles[row] if self.titles is not None else None

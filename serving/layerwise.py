@@ -146,3 +146,32 @@ def _flush(*tables) -> None:
 def limit_threads() -> None:
     """One intra-op thread per process: N processes on N cores, not N*N threads."""
     torch.set_num_threads(int(os.environ.get("SAGEWALK_EMBED_THREADS", "1")))
+
+
+def recompute_nodes(runner: ChunkRunner, nodes: np.ndarray) -> torch.Tensor:
+    """Reference: each node's K-hop computation graph expanded on its own (no table
+    of earlier layers, shared nodes recomputed) -- what layer-wise inference avoids.
+    Reads only the neighbourhood table.  Used by tests and benchmarks/embed.py."""
+    with torch.inference_mode():
+        out = [runner.model.finalize(_expand(runner, np.array([v]), runner.model.num_layers))
+               for v in np.asarray(nodes).tolist()]
+    return torch.cat(out)
+
+
+def _expand(runner: ChunkRunner, nodes: np.ndarray, layer: int) -> torch.Tensor:
+    """h_layer of `nodes` by recursion down to the input features."""
+    if layer == 0:
+        feats = None
+        if runner.features is not None:
+            feats = torch.from_numpy(np.asarray(runner.features[nodes], np.float32))
+        return runner.model.input_vectors(feats, torch.from_numpy(nodes))
+    nbrs = np.asarray(runner.tables.neighbors[nodes])
+    flat = np.maximum(nbrs, 0).reshape(-1)
+    h_self = _expand(runner, nodes, layer - 1)
+    h_nbrs = _expand(runner, flat, layer - 1).reshape(*nbrs.shape, -1)
+    w = torch.from_numpy(np.asarray(runner.tables.weights[nodes]))
+    if runner.tables.context is None:
+        return runner.model.convolve(layer - 1, h_self, h_nbrs, w)
+    ctx = runner.context_vectors(np.asarray(runner.tables.context_type[nodes]),
+                                 np.asarray(runner.tables.context[nodes]))
+    return runner.model.convolve(layer - 1, h_self, h_nbrs, w, ctx)

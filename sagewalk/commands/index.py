@@ -30,7 +30,7 @@ def _titles(store_path: str, item_type: str, ids_path) -> list[str] | None:
     from pathlib import Path
 
     from graphstore import StoreError, open_store
-    if not Path(store_path).exists():
+    if not Path(store_path).exists() or not Path(ids_path).exists():
         return None
     try:
         store = open_store(store_path)

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(needs --run and --embed-dir).")
     parser.add_argument("--context-type", default=None,
                         help="Node type of CONTEXT_ID (default: the only context type).")
-    parser.add_argument("--run", metavar="RUN_DIR", default=None,
+    parser.add_argument("--run", dest="run_dir", metavar="RUN_DIR", default=None,
                         help="Run directory with model.pt (contextual queries).")
     parser.add_argument("--embed-dir", metavar="DIR", default=None,
                         help="`sagewalk embed` job directory (contextual queries).")
@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     row = related.lookup(args.id)
     if args.context is not None:
         from serving.contextual import open_ranker
-        ranker = open_ranker(config, related, args.run, args.embed_dir, args.context_type)
+        ranker = open_ranker(config, related, args.run_dir, args.embed_dir, args.context_type)
         hits = ranker.related(args.id, args.context, k)
     else:
         hits = related.related(args.id, k)

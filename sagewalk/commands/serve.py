@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default=None, help="Bind address (default serving.host, "
                         "loopback).")
     parser.add_argument("--port", type=int, default=None, help="Port (default serving.port).")
-    parser.add_argument("--run", metavar="RUN_DIR", default=None,
+    parser.add_argument("--run", dest="run_dir", metavar="RUN_DIR", default=None,
                         help="MultiSage run directory: enables &context=CONTEXT_ID.")
     parser.add_argument("--embed-dir", metavar="DIR", default=None,
                         help="`sagewalk embed` job directory (for &context=).")
@@ -31,9 +31,9 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args)
     related = RelatedItems(Path(args.index))
     contextual = None
-    if args.run is not None:
+    if args.run_dir is not None:
         from serving.contextual import open_ranker
-        contextual = open_ranker(config, related, args.run, args.embed_dir, args.context_type)
+        contextual = open_ranker(config, related, args.run_dir, args.embed_dir, args.context_type)
     host = args.host or config.serving.host
     port = config.serving.port if args.port is None else args.port
     server = make_server(related, host, port, default_k=config.serving.top_k,

@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+
+from graphstore import build_from_arrays
+from gpu_consumer.model import build_model, export_model
+from sagewalk.config import load
+from serving import embed as E
+from serving import layerwise
+
+
+def _setup(tmp_path, model="pinsage", n_items=60, seed=0):
+    rng = np.random.default_rng(seed)
+    m = 600
+    items = rng.integers(0, n_items, m)
+    users = rng.integers(0, 40, m)
+    edges = {"rated": ("item", "user", items, users)}
+    if model == "multisage":
+        edges["tag"] = ("item", "tag", rng.integers(0, n_items, 200), rng.integers(0, 8, 200))
+    store = build_from_arrays(tmp_path / "store", edges=edges,
+                              node_counts={"item": n_items, "user": 40, "tag": 8}
+                              if model == "multisage" else {"item": n_items, "user": 40},
+                              features={"item": rng.normal(size=(n_items, 6)).astype(np.float32)})
+    cfg = load(None, [f"trainer.model={model}", "trainer.hidden_dim=16",
+                      "trainer.embedding_dim=8", "sampler.num_neighbors=4",
+                      "sampler.walk_length=3", "sampler.num_walks=8"])
+    export_model(tmp_path / "run", build_model(cfg.trainer, store, cfg.sampler))
+    job = E.EmbedJob(str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "job"),
+                     E.NeighbourhoodSettings.from_config(cfg.sampler), chunk_nodes=16,
+                     processes=1)
+    return store, cfg, job
+
+
+@pytest.mark.parametrize("model", ["pinsage", "multisage"])
+def test_layerwise_equals_per_node_recomputation(tmp_path, model):
+    store, cfg, job = _setup(tmp_path, model)
+    result = E.embed_all(job, progress=False)
+    got = np.asarray(result.embeddings())
+    assert got.shape == (60, 8)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    runner = E._runner_for(job)
+    ref = layerwise.recompute_nodes(runner, np.arange(60)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    if model == "multisage":
+        assert (np.load(tmp_path / "job" / "context_type.npy") >= 0).any()
+
+
+def test_chunking_does_not_change_results_and_resume_skips_done(tmp_path):
+    store, cfg, job = _setup(tmp_path)
+    first = E.embed_all(job, progress=False)
+    ref = np.array(first.embeddings())
+    assert first.chunks_run == 4 * len(layerwise.stages(2)) and first.chunks_skipped == 0
+    # Forget two chunks of the final stage and scribble over their rows: a rerun
+    # must redo exactly those and restore them.
+    progress = json.loads((tmp_path / "job" / "progress.json").read_text())
+    progress["done"]["final"] = progress["done"]["final"][:2]
+    (tmp_path / "job" / "progress.json").write_text(json.dumps(progress))
+    table = np.load(tmp_path / "job" / "embeddings.npy", mmap_mode="r+")
+    table[:] = 0
+    table.flush()
+    lost = {tuple(map(int, c.split(":"))) for c in
+            set(f"{lo}:{min(lo + 16, 60)}" for lo in range(0, 60, 16)) - set(progress["done"]["final"])}
+    again = E.embed_all(job, progress=False)
+    assert again.chunks_run == 2
+    for lo, hi in lost:
+        np.testing.assert_array_equal(np.asarray(again.embeddings())[lo:hi], ref[lo:hi])
+    other = E.embed_all(E.EmbedJob(**{**job.__dict__, "out_dir": str(tmp_path / "j2"),
+                                      "chunk_nodes": 7}), progress=False)
+    np.testing.assert_allclose(np.asarray(other.embeddings()), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_changed_settings_restart_and_export_writes_ids(tmp_path):
+    store, cfg, job = _setup(tmp_path)
+    E.embed_all(job, progress=False)
+    changed = E.EmbedJob(**{**job.__dict__, "neighbourhoods": E.NeighbourhoodSettings(
+        **{**job.neighbourhoods.__dict__, "seed": 5})})
+    assert E.embed_all(changed, progress=False).chunks_skipped == 0
+    out = E.export(tmp_path / "job", store, "item", tmp_path / "exp")
+    vectors = np.load(out / "embeddings.npy")
+    assert vectors.dtype == np.float32 and vectors.shape == (60, 8)
+    assert (out / "ids.txt").read_text().splitlines() == [str(i) for i in range(60)]
+
+
+def test_unknown_item_type_is_reported(tmp_path):
+    store, cfg, job = _setup(tmp_path)
+    bad = E.EmbedJob(**{**job.__dict__, "neighbourhoods": E.NeighbourhoodSettings(
+        **{**job.neighbourhoods.__dict__, "item_type": "film"})})
+    with pytest.raises(E.EmbedError, match="item type 'film' is not in the store"):
+        E.embed_all(bad, progress=False)
+
+
+@pytest.mark.slow
+def test_two_processes_give_identical_embeddings(tmp_path):
+    store, cfg, job = _setup(tmp_path, n_items=200)
+    one = np.array(E.embed_all(job, progress=False).embeddings())
+    two = E.embed_all(E.EmbedJob(**{**job.__dict__, "out_dir": str(tmp_path / "j2"),
+                                    "processes": 2}), progress=False)
+    np.testing.assert_array_equal(np.asarray(two.embeddings()), one)
