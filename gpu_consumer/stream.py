@@ -47,7 +47,7 @@ class BatchStream:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._coordinator = None
-        self._ready = threading.Event()
+        self._close_lock = threading.Lock()
         self._delivered = 0
         self.data_wait_seconds = 0.0
 
@@ -106,14 +106,17 @@ class BatchStream:
         return stats
 
     def close(self) -> None:
+        """Stop receiving and release the socket; safe to call twice and from
+        another thread (a signal handler) while the loop is iterating."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._coordinator is not None:
-            self._sock.close()
-            if self._auth is not None:
-                self._auth.stop()
-            self._ctx.term()
+        with self._close_lock:
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            if self._coordinator is not None and not self._sock.closed:
+                self._sock.close()
+                if self._auth is not None:
+                    self._auth.stop()
+                self._ctx.term()
 
     def __enter__(self) -> "BatchStream":
         return self.start()

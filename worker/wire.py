@@ -4,7 +4,7 @@ Every message is a ZeroMQ multipart message.  Frame 0 is a small msgpack map:
 
     {"magic": "SGWK", "version": 1, "type": "batch", "digest": <store+sampler digest>,
      "producer": "host-0", "ticket": [epoch, batch, seed, hard_negatives],
-     "arrays": [[name, dtype, shape], ...], "checksum": crc32 of frames 1..n}
+     "arrays": [[name, dtype, shape], ...], "hash": "xxh3", "checksum": <of frames 1..n>}
 
 Frames 1..n are the raw, C-contiguous buffers of the batch's arrays, sent
 zero-copy.  Control messages ("hello", "welcome", "refuse", "tickets",
@@ -45,7 +45,36 @@ MAX_ARRAYS = 256
 MAX_NDIM = 4
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _HEADER_KEYS = {"magic", "version", "type", "digest", "producer", "ticket", "arrays",
-                "checksum", "body"}
+                "hash", "checksum", "body"}
+
+
+def _xxh3(buffers) -> int:
+    import xxhash
+    h = xxhash.xxh3_64()
+    for buf in buffers:
+        h.update(buf)
+    return h.intdigest()
+
+
+def _crc32(buffers) -> int:
+    crc = 0
+    for buf in buffers:
+        crc = zlib.crc32(buf, crc)
+    return crc
+
+
+# xxh3 runs at ~18 GB/s here, crc32 at 2-5 GB/s: on 4 MiB batches crc32 on
+# both ends cost more than the ipc transfer itself.  crc32 stays as the
+# fallback where the xxhash wheel is missing; "none" skips the check.
+HASHES = {"xxh3": _xxh3, "crc32": _crc32}
+
+
+def default_hash() -> str:
+    try:
+        import xxhash  # noqa: F401
+    except ImportError:
+        return "crc32"
+    return "xxh3"
 
 
 class WireError(Exception):
@@ -66,6 +95,7 @@ class Header:
     ticket: Ticket | None = None
     arrays: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
     checksum: int = 0
+    hash: str = "none"
     body: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +118,7 @@ def control(type_: str, *, digest: str, producer: str, **body: Any) -> list[byte
 
 
 def encode_batch(batch: MiniBatch, *, digest: str, producer: str,
-                 checksum: bool = True) -> list:
+                 hash: str | None = None) -> list:
     """Frames for `batch`: header plus one buffer per array, not copied.
 
     The returned list holds the arrays; the caller must not modify them until
@@ -99,15 +129,13 @@ def encode_batch(batch: MiniBatch, *, digest: str, producer: str,
             raise TypeError(f"array {name!r} has dtype {a.dtype.str}, which the wire does "
                             f"not carry; use one of {sorted(DTYPES)}")
     buffers = [memoryview(a).cast("B") if a.nbytes else b"" for _, a in arrays]
-    crc = 0
-    if checksum:
-        for buf in buffers:
-            crc = zlib.crc32(buf, crc)
+    hash = default_hash() if hash is None else hash
+    checksum = HASHES[hash](buffers) if hash != "none" else 0
     t = batch.ticket
     header = {"magic": MAGIC, "version": WIRE_VERSION, "type": "batch", "digest": digest,
               "producer": producer, "ticket": [t.epoch, t.batch, t.seed, t.hard_negatives],
               "arrays": [[n, a.dtype.str, list(a.shape)] for n, a in arrays],
-              "checksum": crc if checksum else -1}
+              "hash": hash, "checksum": checksum}
     return [msgpack.packb(header), *buffers]
 
 
@@ -158,9 +186,16 @@ def parse_header(raw: memoryview | bytes) -> Header:
         raise WireError("bad_header", "body must be a map")
     if type_ != "batch":
         return Header(type_, digest, producer, body=body)
+    hash_ = h.get("hash")
+    if not isinstance(hash_, str) or (hash_ not in HASHES and hash_ != "none"):
+        raise WireError("bad_header", f"unknown checksum algorithm {hash_!r}; expected one "
+                        f"of {sorted(HASHES)} or 'none'")
+    if hash_ == "xxh3" and default_hash() != "xxh3":
+        raise WireError("bad_header", "xxh3 checksum but the xxhash package is not installed "
+                        "here; `pip install xxhash` on the trainer")
     return Header(type_, digest, producer, ticket=_ticket(h.get("ticket")),
                   arrays=_descriptors(h.get("arrays")), checksum=_int(h.get("checksum")),
-                  body=body)
+                  hash=hash_, body=body)
 
 
 def _decode_batch(header: Header, buffers: list[memoryview], max_bytes: int) -> Message:
@@ -171,17 +206,17 @@ def _decode_batch(header: Header, buffers: list[memoryview], max_bytes: int) -> 
     if total > max_bytes:
         raise WireError("oversize", f"{total} bytes > limit {max_bytes}")
     arrays = {}
-    crc = 0
     for (name, dtype, shape), buf in zip(header.arrays, buffers):
         expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if len(buf) != expected:
             raise WireError("corrupt", f"array {name!r}: {len(buf)} bytes, descriptor "
                             f"{dtype}{list(shape)} needs {expected}")
-        if header.checksum >= 0:
-            crc = zlib.crc32(buf, crc)
         arrays[name] = np.frombuffer(buf, dtype=dtype).reshape(shape)
-    if header.checksum >= 0 and crc != header.checksum:
-        raise WireError("corrupt", f"checksum {crc:#x} != header {header.checksum:#x}")
+    if header.hash != "none":
+        actual = HASHES[header.hash](buffers)
+        if actual != header.checksum:
+            raise WireError("corrupt", f"{header.hash} checksum {actual:#x} != header "
+                            f"{header.checksum:#x}")
     try:
         batch = MiniBatch.from_arrays(arrays)
     except (KeyError, ValueError, TypeError, IndexError) as err:

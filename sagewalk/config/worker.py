@@ -17,8 +17,9 @@ class WorkerConfig:
     control_endpoint: str = setting(
         "ipc:///tmp/sagewalk-sampler-control.sock", "Control socket of the sampler daemon "
         "(used by `sagewalk scale`).")
-    credits: int = setting(4, "Batches in flight per producer (credit-based flow control).",
-                           check=positive)
+    credits: int = setting(8, "Batches in flight per producer (credit-based flow control); "
+                           "it hides the round trip, and bounds memory at credits x batch "
+                           "size per producer.", check=positive)
     heartbeat_s: float = setting(0.5, "Seconds between heartbeats in each direction.",
                                  check=positive)
     liveness_s: float = setting(3.0, "A peer silent this long is declared dead and its "
