@@ -40,6 +40,8 @@ def from_environment() -> Rank:
 def init(rank: Rank, device: torch.device) -> None:
     """Join the process group (env:// rendezvous) when there is more than one rank."""
     if rank.world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL binds each rank to its own GPU
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, rank=rank.rank, world_size=rank.world_size)
 

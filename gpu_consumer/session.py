@@ -227,6 +227,7 @@ class TrainingSession:
         return {"steps": self.trainer.step, "examples": self.examples,
                 "epochs_done": {str(k): v for k, v in sorted(self.epoch_done.items())},
                 "stop_reason": self.stop_reason, "validation": self.validation,
-                "best_hit_rate": self.best_hit_rate, "model_path": model_path,
+                "best_hit_rate": self.best_hit_rate if self.validation else None,
+                "model_path": model_path,
                 "device": str(self.device), "bf16": self.trainer.bf16,
                 "world_size": self.rank.world_size}

@@ -31,6 +31,7 @@ def run(config) -> int:
 
     from gpu_consumer import distributed
     from gpu_consumer.session import TrainingSession
+    from gpu_consumer.train import resolve_device
     from graphstore import open_store
     from sagewalk.config import to_toml
     from worker.assemble import BatchBuilder
@@ -40,8 +41,9 @@ def run(config) -> int:
              to_toml(config))
     store = open_store(config.graphstore.path)
     builder = BatchBuilder(store, config.sampler, model=config.trainer.model)
+    # join the group first: the session's Trainer broadcasts rank 0's weights
+    distributed.init(rank, resolve_device(config.trainer.device, rank.local_rank))
     session = TrainingSession(config, store, builder, rank=rank)
-    distributed.init(rank, session.device)
     Path(config.trainer.run_dir).mkdir(parents=True, exist_ok=True)
     session.restore()
     server = _metrics_server(config, rank)
@@ -51,6 +53,7 @@ def run(config) -> int:
     _install_signals(session, close_stream)
     try:
         if server is not None:
+            server.drain_on_signals()  # /readyz: "draining" from the signal on
             server.set_ready(True)
         session.run(stream)
         figures = session.finish()
