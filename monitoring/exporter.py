@@ -17,6 +17,7 @@ sends work too early nor kills a process that is still finishing its batches.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -80,6 +81,23 @@ class MetricsServer:
             self._state = "ready"
         elif self._state == "ready":
             self._state = "draining"
+
+    def drain_on_signals(self, signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        """Flip /readyz to `draining` the moment the daemon's own handler for one
+        of `signums` runs (it is chained, not replaced), so probes see the drain
+        while the daemon finishes its work.  Call from the main thread after the
+        daemon installed its handlers; ignored or default dispositions are left
+        alone (a signal the daemon ignores does not start a drain)."""
+        for signum in signums:
+            previous = signal.getsignal(signum)
+            if callable(previous):
+                signal.signal(signum, self._draining_then(previous))
+
+    def _draining_then(self, previous):
+        def handler(signum, frame):
+            self.set_ready(False)
+            previous(signum, frame)
+        return handler
 
     def close(self) -> None:
         """Stop serving and give the hook back to whatever was installed before."""

@@ -84,6 +84,7 @@ def main(spec: ProducerSpec, reports=None) -> None:
     producer = Producer(spec, load_builder(spec))
     signal.signal(signal.SIGTERM, lambda *_: producer.stop())
     if server is not None:
+        server.drain_on_signals()  # /readyz: "draining" from the signal on
         server.set_ready(True)
     code = producer.run()
     if server is not None:

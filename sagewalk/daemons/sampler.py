@@ -22,6 +22,7 @@ def run(config, *, config_path: str | None, overrides=(), connect: str | None = 
     if mon.sampler_port:
         from monitoring.exporter import serve_metrics
         server = serve_metrics(mon.host, mon.sampler_port, role="sampler", instance="sampler")
+        server.drain_on_signals()  # /readyz: "draining" from the signal on
     control = ControlServer(config.worker.control_endpoint)
     log.info("sampler: %d producers -> %s (control %s)", supervisor.target,
              connect or config.worker.trainer_endpoint, config.worker.control_endpoint)

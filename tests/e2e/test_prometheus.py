@@ -4,7 +4,8 @@ shipped deploy/prometheus.yml (static trainer/sampler targets, producers from
 the sampler's file-SD file).  Through Prometheus's HTTP API: every expected
 series from every process is present, throughput and queue depth move, a
 killed producer is restarted and its values leave the totals, the alert rules
-load and every Grafana panel query is valid and has data.
+load and every Grafana panel query is valid and has data.  Finally every
+process's /readyz goes ready -> draining -> gone when the pipeline is stopped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import json
 import os
 import shutil
 import signal
+import threading
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -177,3 +182,40 @@ def test_a_killed_producer_is_restarted_and_leaves_the_totals(running):
                   "only live producers in the totals")
     prom.wait_for(lambda: instances("rate(sagewalk_producer_batches_total[5s]) > 0") == now, 30,
                   "the new producer producing")
+
+
+def _readyz(address: str) -> str:
+    try:
+        with urllib.request.urlopen(f"http://{address}/readyz", timeout=0.5) as reply:
+            return reply.read().decode().strip()
+    except urllib.error.HTTPError as err:
+        return err.read().decode().strip()
+    except OSError:
+        return "gone"
+
+
+def test_every_process_reports_draining_between_sigterm_and_exit(running):
+    # Last in the module: it stops the pipeline.  /readyz of each process is
+    # polled while `sagewalk up` forwards SIGTERM to the daemons.
+    run, prom = running
+    addresses = [run.trainer, run.sampler, *run.producer_targets()]
+    seen: dict[str, list[str]] = {a: [] for a in addresses}
+
+    def watch(address: str) -> None:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            state = _readyz(address)
+            if not seen[address] or seen[address][-1] != state:
+                seen[address].append(state)
+            if state == "gone":
+                return
+            time.sleep(0.01)
+    watchers = [threading.Thread(target=watch, args=(a,)) for a in addresses]
+    for w in watchers:
+        w.start()
+    time.sleep(0.3)
+    run.proc.send_signal(signal.SIGTERM)
+    for w in watchers:
+        w.join()
+    assert run.proc.wait(timeout=30) == 0
+    assert all(states == ["ready", "draining", "gone"] for states in seen.values()), seen

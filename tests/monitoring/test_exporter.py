@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 import socket
 import subprocess
 import urllib.error
@@ -139,3 +140,46 @@ def test_a_broken_collector_fails_the_scrape_not_the_endpoint(server):
     status, _, body = _get(f"{server.url}/metrics")
     assert status == 500 and "collector bug" in body
     assert _get(f"{server.url}/healthz")[0] == 200
+
+
+DRAINING_DAEMON = """
+import signal, sys, threading, time
+from monitoring.exporter import serve_metrics
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())   # the daemon's own drain handler
+signal.signal(signal.SIGINT, signal.SIG_IGN)           # a signal it ignores
+server = serve_metrics("127.0.0.1", 0, role="producer", instance="d")
+server.drain_on_signals()
+server.set_ready(True)
+print(server.port, flush=True)
+stop.wait(30)
+time.sleep(1.5)                                        # finishing its last batches
+print("drained", flush=True)
+server.close()
+"""
+
+
+def test_readiness_flips_to_draining_when_the_daemon_starts_its_drain():
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", DRAINING_DAEMON], stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(root)))
+    try:
+        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        assert _get(f"{url}/readyz")[0::2] == (200, "ready\n")
+        proc.send_signal(signal.SIGINT)  # ignored by the daemon: still ready
+        assert _get(f"{url}/readyz")[0::2] == (200, "ready\n")
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _get(f"{url}/readyz")[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _get(f"{url}/readyz")[0::2] == (503, "draining\n")
+        assert _get(f"{url}/healthz")[0] == 200  # alive while it drains
+        assert proc.stdout.readline().strip() == "drained"
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
