@@ -18,7 +18,7 @@ import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,29 +37,11 @@ class EmbedError(SagewalkError):
 
 
 @dataclass(frozen=True)
-class NeighbourhoodSettings:
-    """What fixes every node's neighbourhood (PinSage inference: deterministic)."""
-    item_type: str
-    num_walks: int
-    walk_length: int
-    restart_prob: float
-    top_k: int
-    seed: int
-    context_weights: tuple[tuple[str, float], ...] = ()
-
-    @classmethod
-    def from_config(cls, sampler_cfg) -> "NeighbourhoodSettings":
-        return cls(sampler_cfg.item_type, sampler_cfg.num_walks, sampler_cfg.walk_length,
-                   sampler_cfg.restart_prob, sampler_cfg.num_neighbors, sampler_cfg.seed,
-                   tuple(sorted(sampler_cfg.context_weights.items())))
-
-
-@dataclass(frozen=True)
 class EmbedJob:
     store_path: str
     run_dir: str          # holds model.pt (gpu_consumer.model.export_model)
     out_dir: str          # job directory: tables, progress, exports
-    neighbourhoods: NeighbourhoodSettings
+    sampler: dict         # the [sampler] settings as plain data (sagewalk.config.to_dict)
     chunk_nodes: int = 65536
     processes: int = 2
 
@@ -77,17 +59,23 @@ class EmbedResult:
         return np.load(self.out_dir / "embeddings.npy", mmap_mode="r")
 
 
-def make_neighbourhood_fn(store, settings: NeighbourhoodSettings, multisage: bool):
-    """seeds -> sampler.records.Neighbourhoods, fixed by settings.seed."""
-    from sampler.graph import WalkGraph
-    from sampler import neighbourhoods as nbh
-    graph = WalkGraph.from_store(store, settings.item_type, dict(settings.context_weights))
-    fn = nbh.multisage_neighbourhoods if multisage else nbh.pinsage_neighbourhoods
+def sampler_config(job: EmbedJob):
+    from sagewalk.config.sampler import SamplerConfig
+    from sagewalk.config.schema import build
+    return build(SamplerConfig, job.sampler, "sampler")
 
-    def neighbourhoods(seeds: np.ndarray):
-        return fn(graph, seeds, num_walks=settings.num_walks, walk_length=settings.walk_length,
-                  restart_prob=settings.restart_prob, top_k=settings.top_k, seed=settings.seed)
-    return neighbourhoods
+
+def neighbourhood_width(job: EmbedJob, model_kind: str) -> int:
+    cfg = sampler_config(job)
+    return cfg.multisage_num_neighbors if model_kind == "multisage" else cfg.num_neighbors
+
+
+def make_neighbourhood_fn(store, job: EmbedJob, model_kind: str):
+    """seeds -> Neighbourhoods: exactly the ones the trainer's inference batches use
+    (BatchBuilder.neighbourhoods, fixed inference seed), so serving embeds what
+    training validated."""
+    from worker.assemble import BatchBuilder
+    return BatchBuilder(store, sampler_config(job), model=model_kind).neighbourhoods
 
 
 def _file_digest(path: Path) -> str:
@@ -102,7 +90,7 @@ def _identity(job: EmbedJob, store) -> dict:
     from gpu_consumer.model import MODEL_FILE
     identity = {"version": PROGRESS_VERSION, "store": store.digest,
                 "model": _file_digest(Path(job.run_dir) / MODEL_FILE),
-                "neighbourhoods": asdict(job.neighbourhoods), "chunk_nodes": job.chunk_nodes}
+                "sampler": job.sampler, "chunk_nodes": job.chunk_nodes}
     return json.loads(json.dumps(identity))   # tuples -> lists, as read back from disk
 
 
@@ -120,13 +108,13 @@ def _runner_for(job: EmbedJob, mode: str = "r+"):
     from gpu_consumer.model import load_model
     store = open_store(job.store_path)
     model = load_model(job.run_dir)
-    multisage = model.spec.model == "multisage"
-    n = store.node_types[job.neighbourhoods.item_type]
-    hidden = model.spec.hidden_dim
-    tables = layerwise.open_tables(Path(job.out_dir), n, job.neighbourhoods.top_k, hidden,
-                                   model.spec.embedding_dim, model.num_layers, multisage, mode)
-    fn = make_neighbourhood_fn(store, job.neighbourhoods, multisage)
-    return layerwise.ChunkRunner(store, model, tables, fn, job.neighbourhoods.item_type)
+    kind = model.spec.model
+    n = store.node_types[model.spec.item_type]
+    tables = layerwise.open_tables(Path(job.out_dir), n, neighbourhood_width(job, kind),
+                                   model.spec.hidden_dim, model.spec.embedding_dim,
+                                   model.num_layers, kind == "multisage", mode)
+    fn = make_neighbourhood_fn(store, job, kind)
+    return layerwise.ChunkRunner(store, model, tables, fn, model.spec.item_type)
 
 
 def _init_worker(job: EmbedJob) -> None:
@@ -151,12 +139,14 @@ def embed_all(job: EmbedJob, *, progress: bool = True) -> EmbedResult:
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = open_store(job.store_path)
-    if job.neighbourhoods.item_type not in store.node_types:
-        raise EmbedError(f"item type {job.neighbourhoods.item_type!r} is not in the store at "
-                         f"{store.path} (it has {', '.join(store.node_types)}); set "
-                         "sampler.item_type")
     model = load_model(job.run_dir)
-    n = store.node_types[job.neighbourhoods.item_type]
+    item_type = model.spec.item_type
+    if item_type not in store.node_types or item_type != sampler_config(job).item_type:
+        raise EmbedError(f"the model at {job.run_dir} embeds node type {item_type!r}; the "
+                         f"store at {store.path} has {', '.join(store.node_types)} and "
+                         f"sampler.item_type is {sampler_config(job).item_type!r}: embed with "
+                         "the store and config the model was trained on")
+    n = store.node_types[item_type]
     done = _load_progress(out, _identity(job, store), n, job, model)
     chunks = _chunks(n, job.chunk_nodes)
     todo = {s: [c for c in chunks if f"{c[0]}:{c[1]}" not in done["done"].get(s, [])]
@@ -178,9 +168,9 @@ def _load_progress(out: Path, identity: dict, n: int, job: EmbedJob, model) -> d
             return state
         log.warning("%s: store, model or settings changed since the last run; starting afresh",
                     path)
-    multisage = model.spec.model == "multisage"
-    layerwise.open_tables(out, n, job.neighbourhoods.top_k, model.spec.hidden_dim,
-                          model.spec.embedding_dim, model.num_layers, multisage, "w+")
+    kind = model.spec.model
+    layerwise.open_tables(out, n, neighbourhood_width(job, kind), model.spec.hidden_dim,
+                          model.spec.embedding_dim, model.num_layers, kind == "multisage", "w+")
     state = {"identity": identity, "done": {}}
     _save_progress(out, state)
     return state

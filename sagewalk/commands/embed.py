@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from serving.embed import EmbedError, EmbedJob, NeighbourhoodSettings, embed_all, export
+    from sagewalk.config import to_dict
+    from serving.embed import EmbedError, EmbedJob, embed_all, export
     config = load_config(args)
     run_dir = args.run_dir or config.trainer.run_dir
     processes = args.processes or config.serving.processes
@@ -43,19 +44,19 @@ def _run(args: argparse.Namespace) -> int:
         raise EmbedError(f"--processes and --chunk must be >= 1, got {processes} and {chunk}")
     job = EmbedJob(store_path=args.store or config.graphstore.path, run_dir=run_dir,
                    out_dir=args.out or str(Path(run_dir) / "embed"),
-                   neighbourhoods=NeighbourhoodSettings.from_config(config.sampler),
+                   sampler=to_dict(config.sampler),
                    chunk_nodes=chunk, processes=processes)
     if args.engine == "ray":
         from serving.ray_engine import embed_with_ray
         result = embed_with_ray(job)
     else:
         result = embed_all(job, progress=not args.no_progress)
-    print(f"embedded {result.num_nodes:,} {job.neighbourhoods.item_type} nodes (dim "
+    print(f"embedded {result.num_nodes:,} {config.sampler.item_type} nodes (dim "
           f"{result.dim}) in {result.seconds:.1f} s: {result.chunks_run} chunks run, "
           f"{result.chunks_skipped} already done -> {result.out_dir}")
     if args.export:
         from graphstore import open_store
-        out = export(result.out_dir, open_store(job.store_path), job.neighbourhoods.item_type,
+        out = export(result.out_dir, open_store(job.store_path), config.sampler.item_type,
                      Path(args.export))
         print(f"exported embeddings.npy and ids.txt -> {out}")
     return 0

@@ -5,7 +5,7 @@ import pytest
 
 from graphstore import build_from_arrays
 from gpu_consumer.model import build_model, export_model
-from sagewalk.config import load
+from sagewalk.config import load, to_dict
 from serving import embed as E
 from serving import layerwise
 
@@ -24,10 +24,11 @@ def _setup(tmp_path, model="pinsage", n_items=60, seed=0):
                               features={"item": rng.normal(size=(n_items, 6)).astype(np.float32)})
     cfg = load(None, [f"trainer.model={model}", "trainer.hidden_dim=16",
                       "trainer.embedding_dim=8", "sampler.num_neighbors=4",
-                      "sampler.walk_length=3", "sampler.num_walks=8"])
+                      "sampler.walk_length=3", "sampler.num_walks=8",
+                      "sampler.multisage_num_neighbors=4"])
     export_model(tmp_path / "run", build_model(cfg.trainer, store, cfg.sampler))
     job = E.EmbedJob(str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "job"),
-                     E.NeighbourhoodSettings.from_config(cfg.sampler), chunk_nodes=16,
+                     to_dict(cfg.sampler), chunk_nodes=16,
                      processes=1)
     return store, cfg, job
 
@@ -73,8 +74,7 @@ def test_chunking_does_not_change_results_and_resume_skips_done(tmp_path):
 def test_changed_settings_restart_and_export_writes_ids(tmp_path):
     store, cfg, job = _setup(tmp_path)
     E.embed_all(job, progress=False)
-    changed = E.EmbedJob(**{**job.__dict__, "neighbourhoods": E.NeighbourhoodSettings(
-        **{**job.neighbourhoods.__dict__, "seed": 5})})
+    changed = E.EmbedJob(**{**job.__dict__, "sampler": {**job.sampler, "seed": 5}})
     assert E.embed_all(changed, progress=False).chunks_skipped == 0
     out = E.export(tmp_path / "job", store, "item", tmp_path / "exp")
     vectors = np.load(out / "embeddings.npy")
@@ -84,9 +84,8 @@ def test_changed_settings_restart_and_export_writes_ids(tmp_path):
 
 def test_unknown_item_type_is_reported(tmp_path):
     store, cfg, job = _setup(tmp_path)
-    bad = E.EmbedJob(**{**job.__dict__, "neighbourhoods": E.NeighbourhoodSettings(
-        **{**job.neighbourhoods.__dict__, "item_type": "film"})})
-    with pytest.raises(E.EmbedError, match="item type 'film' is not in the store"):
+    bad = E.EmbedJob(**{**job.__dict__, "sampler": {**job.sampler, "item_type": "film"}})
+    with pytest.raises(E.EmbedError, match="sampler.item_type is 'film'"):
         E.embed_all(bad, progress=False)
 
 
@@ -97,3 +96,22 @@ def test_two_processes_give_identical_embeddings(tmp_path):
     two = E.embed_all(E.EmbedJob(**{**job.__dict__, "out_dir": str(tmp_path / "j2"),
                                     "processes": 2}), progress=False)
     np.testing.assert_array_equal(np.asarray(two.embeddings()), one)
+
+
+@pytest.mark.parametrize("model", ["pinsage", "multisage"])
+def test_layerwise_equals_the_trainers_inference_batches(tmp_path, model):
+    """Serving embeds exactly what the trainer's own forward pass computes on
+    BatchBuilder.inference_batch (the computation graph validation uses)."""
+    import torch
+
+    from gpu_consumer.model import load_model
+    from gpu_consumer.tensors import TensorBatch
+    from worker.assemble import BatchBuilder
+    store, cfg, job = _setup(tmp_path, model)
+    got = np.asarray(E.embed_all(job, progress=False).embeddings())
+    builder = BatchBuilder(store, cfg.sampler, model=model)
+    net = load_model(tmp_path / "run")
+    nodes = np.array([0, 5, 17, 42, 59])
+    with torch.no_grad():
+        ref = net(TensorBatch.from_minibatch(builder.inference_batch(nodes))).numpy()
+    np.testing.assert_allclose(got[nodes], ref, rtol=1e-4, atol=1e-5)
