@@ -40,8 +40,10 @@ def _run(args: argparse.Namespace) -> int:
                   lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     monitor.start()
     bound_host, port = server.server_address[:2]
-    print(f"sagewalk dashboard on http://{bound_host}:{port}/ reading {monitor.source.describe()}",
-          flush=True)
+    reading = monitor.source.describe()
+    if cfg.sd_file and not (args.prometheus or cfg.prometheus_url):
+        reading += f" + producers listed in {cfg.sd_file}"  # re-read every refresh
+    print(f"sagewalk dashboard on http://{bound_host}:{port}/ reading {reading}", flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
