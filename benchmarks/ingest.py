@@ -2,10 +2,13 @@
 
     python benchmarks/ingest.py --quick            # < 60 s: 2M edges binary, 1M TSV
     python benchmarks/ingest.py                    # 10M, 30M, 100M edges, both formats
+    python benchmarks/ingest.py --nodes scaled     # node counts grow with the edges
 
 Each ingest runs in a fresh child process so that its peak RSS (ru_maxrss)
-is its own; inputs come from `sagewalk synth` (items = edges/100, users =
-edges/10) and are generated before timing.  Prints ONE JSON line: `edges`,
+is its own; inputs come from `sagewalk synth` and are generated before
+timing.  By default the node universe is fixed (500K items, 5M users) so the
+series shows memory against edge count; `--nodes scaled` uses items =
+edges/100 and users = edges/10.  Prints ONE JSON line: `edges`,
 `edges_per_s` and `peak_rss_bytes` of the largest binary run, plus every run
 (wall and CPU throughput: the machine is shared, CPU seconds show per-core
 speed) and the load average.
@@ -42,12 +45,14 @@ def child(path: str, out: str, budget: int) -> None:
                       "edges_kept": store.edge_types["item-user"].num_edges}))
 
 
-def synth(workdir: Path, edges: int, fmt: str) -> Path:
-    path = workdir / f"synth-{edges}.{fmt}"
+def synth(workdir: Path, edges: int, fmt: str, scaled: bool) -> Path:
+    items, users = (max(edges // 100, 100), max(edges // 10, 100)) if scaled else \
+        (500_000, 5_000_000)
+    path = workdir / f"synth-{edges}-{items}-{users}.{fmt}"
     if not path.exists():
         tmp = path.with_suffix(".part")
         cmd = [sys.executable, "-m", "sagewalk", "synth", "--edges", str(edges),
-               "--items", str(max(edges // 100, 100)), "--users", str(max(edges // 10, 100)),
+               "--items", str(items), "--users", str(users),
                "--communities", "50", "--format", fmt, "--out", str(tmp),
                "--communities-out", os.devnull]
         subprocess.run(cmd, check=True, cwd=ROOT)
@@ -72,6 +77,9 @@ def main() -> None:
     parser.add_argument("--formats", default="npy,tsv", help="npy and/or tsv.")
     parser.add_argument("--budget", type=int, default=512 << 20,
                         help="graphstore.memory_budget in bytes (default 512 MiB).")
+    parser.add_argument("--nodes", choices=("fixed", "scaled"), default="fixed",
+                        help="Node universe fixed (500K items, 5M users) or growing with "
+                        "the edges (quick mode: scaled).")
     parser.add_argument("--workdir", default="/tmp/sagewalk-bench-ingest")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -81,10 +89,11 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     plan = [("npy", 2_000_000), ("tsv", 1_000_000)] if args.quick else [
         (f, int(n)) for f in args.formats.split(",") for n in args.sizes.split(",")]
-    run_one(synth(workdir, 10_000, "npy"), workdir, args.budget)  # warm numba's disk cache
+    scaled = args.quick or args.nodes == "scaled"
+    run_one(synth(workdir, 10_000, "npy", True), workdir, args.budget)  # warm numba's cache
     runs = []
     for fmt, edges in plan:
-        result = run_one(synth(workdir, edges, fmt), workdir, args.budget)
+        result = run_one(synth(workdir, edges, fmt, scaled), workdir, args.budget)
         runs.append({"format": fmt, "edges": edges, **{k: round(v, 3) if isinstance(v, float)
                                                        else v for k, v in result.items()},
                      "edges_per_s": round(edges / result["seconds"]),
@@ -93,7 +102,8 @@ def main() -> None:
                    default=runs[-1])
     print(json.dumps({"edges": main_run["edges"], "edges_per_s": main_run["edges_per_s"],
                       "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
-                      "memory_budget": args.budget, "load_avg": os.getloadavg(),
+                      "memory_budget": args.budget, "nodes": "scaled" if scaled else "fixed",
+                      "load_avg": os.getloadavg(),
                       "cpus": os.cpu_count(), "runs": runs}))
 
 

@@ -52,14 +52,16 @@ def count_rows(source: Source, num_rows: int) -> np.ndarray:
     return counts
 
 
-def plan_ranges(counts: np.ndarray, cap_edges: int) -> list[tuple[int, int]]:
-    """Consecutive row ranges holding at most cap_edges edges each (a single
-    row above the cap gets a range of its own)."""
-    cum = np.cumsum(counts)
+def plan_ranges(counts: np.ndarray, cap_bytes: int, per_edge: int,
+                per_row: int = 16) -> list[tuple[int, int]]:
+    """Consecutive row ranges whose buffers (per_edge bytes per edge plus
+    per_row bytes of offsets and cursors per row) fit in cap_bytes; a single
+    row above the cap gets a range of its own."""
+    cum = np.cumsum(counts * per_edge + per_row)
     ranges, lo, n = [], 0, counts.size
     while lo < n:
         base = cum[lo - 1] if lo else 0
-        hi = max(int(np.searchsorted(cum, base + cap_edges, side="right")), lo + 1)
+        hi = max(int(np.searchsorted(cum, base + cap_bytes, side="right")), lo + 1)
         ranges.append((lo, min(hi, n)))
         lo = hi
     return ranges
@@ -84,7 +86,7 @@ def build_csr(root: Path, base: str, source: Source, *, num_rows: int, col_dtype
     counts = count_rows(source, num_rows) if counts is None else counts
     col_counts = np.zeros(num_cols, dtype=np.int64)
     per_edge = col_dtype.itemsize + (4 if weighted else 0)
-    ranges = plan_ranges(counts, max(1, buffer_bytes // per_edge))
+    ranges = plan_ranges(counts, buffer_bytes, per_edge)
     degrees = np.zeros(num_rows, dtype=np.int64)
     (root / base).mkdir(parents=True, exist_ok=True)
     loops = dups = 0

@@ -132,7 +132,7 @@ def _csv_batches(source: TableSource, kinds: dict[str, str], chunk_rows: int):
         return "error"
     header_names = column_names(source)
     arrow = {"int": pa.int64(), "float": pa.float64()}
-    read = pcsv.ReadOptions(use_threads=False, block_size=max(1 << 16, chunk_rows * 24),
+    read = pcsv.ReadOptions(use_threads=False, block_size=max(1 << 16, chunk_rows * 2),
                             column_names=None if source.header else header_names)
     parse = pcsv.ParseOptions(delimiter=source.delimiter, invalid_row_handler=on_invalid)
     convert = pcsv.ConvertOptions(

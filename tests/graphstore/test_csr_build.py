@@ -73,8 +73,9 @@ def test_tiny_budget_uses_many_passes_and_same_result(tmp_path):
 
 def test_plan_ranges_respects_cap_except_single_big_rows():
     counts = np.array([3, 3, 10, 0, 1, 1, 1])
-    ranges = plan_ranges(counts, 4)
+    ranges = plan_ranges(counts, 16, per_edge=4, per_row=1)
     assert ranges[0][0] == 0 and ranges[-1][1] == 7
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     for lo, hi in ranges:
-        assert counts[lo:hi].sum() <= 4 or hi - lo == 1
+        assert counts[lo:hi].sum() * 4 + (hi - lo) <= 16 or hi - lo == 1
+    assert (2, 3) in ranges     # the 10-edge row alone
