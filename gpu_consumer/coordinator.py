@@ -52,13 +52,15 @@ class Stats:
 
 class Coordinator:
     def __init__(self, sock, worker_cfg, *, digest: str, ledger: Ledger,
-                 deliver: Callable[[MiniBatch], None], has_room: Callable[[], bool]):
+                 deliver: Callable[[MiniBatch], None], has_room: Callable[[], bool],
+                 audit=None):
         self.sock = sock
         self.cfg = worker_cfg
         self.digest = digest
         self.ledger = ledger
         self.deliver = deliver
         self.has_room = has_room
+        self.audit = audit  # text file (line-buffered) or None
         self.peers: dict[bytes, Peer] = {}
         self.seen: dict[str, str] = {}  # producer name -> last incarnation
         self.stats = Stats()
@@ -145,6 +147,8 @@ class Coordinator:
             self.stats.bytes_received += message.nbytes
             hook.inc("sagewalk_batches_accepted_total")
             hook.inc("sagewalk_wire_bytes_total", message.nbytes, direction="received")
+            if self.audit is not None:
+                self.audit.write(f"{batch.ticket.epoch} {batch.ticket.batch} {peer.name}\n")
             self.deliver(batch)
         self._top_up(peer)
 

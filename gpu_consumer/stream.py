@@ -66,9 +66,13 @@ class BatchStream:
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         self._ctx = zmq.Context()
         self._sock, self._auth = router(self._ctx, self.cfg, self.endpoint)
+        # Line-buffered: each accepted ticket reaches the kernel at once and
+        # survives a kill -9 of the trainer.
+        self._audit = open(self.cfg.audit_log, "a", buffering=1) if self.cfg.audit_log else None
         self._coordinator = Coordinator(self._sock, self.cfg, digest=self.digest,
                                         ledger=self.ledger, deliver=self._deliver,
-                                        has_room=lambda: self._queue.qsize() < self.prefetch)
+                                        has_room=lambda: self._queue.qsize() < self.prefetch,
+                                        audit=self._audit)
         self._thread = threading.Thread(target=self._receive, name="batch-receiver", daemon=True)
         self._thread.start()
         return self
@@ -117,6 +121,8 @@ class BatchStream:
                 if self._auth is not None:
                     self._auth.stop()
                 self._ctx.term()
+                if self._audit is not None:
+                    self._audit.close()
 
     def __enter__(self) -> "BatchStream":
         return self.start()

@@ -192,7 +192,7 @@ class Producer:
         if self.joined and now - self.last_heard > self.cfg.liveness_s:
             self._rejoin(f"no word from the trainer for {now - self.last_heard:.1f} s")
         if not self.joined and now >= self._next_hello:
-            self._next_hello = now + min(1.0, self.cfg.liveness_s)
+            self._next_hello = now + self.cfg.heartbeat_s
             self._send(wire.control("hello", digest=self.digest, producer=self.spec.name,
                                     incarnation=self.incarnation, pid=os.getpid()))
         if self.joined and now >= self._next_beat:

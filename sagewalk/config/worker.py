@@ -32,3 +32,6 @@ class WorkerConfig:
                                   "supervisor gives up.", check=positive)
     curve_keys_dir: str = setting("", "Directory with CURVE keys (`sagewalk keys generate`); "
                                   "required for tcp:// binds beyond loopback.")
+    audit_log: str = setting("", "Append one line per accepted batch ('epoch batch producer') "
+                             "to this file, so a run can be audited ticket by ticket; empty "
+                             "disables.")

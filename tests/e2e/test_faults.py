@@ -1,0 +1,265 @@
+"""Fault tests on the real daemons: `sagewalk sampler` (producer processes with
+the real BatchBuilder on a real store) and `sagewalk trainer`, over ipc://.
+
+Every accepted batch is audited (worker.audit_log: one line per accepted
+ticket), so "each ticket exactly once" is checked ticket by ticket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFIG = """\
+[graphstore]
+path = "{tmp}/store"
+[sampler]
+num_walks = 4
+walk_length = 4
+num_neighbors = 5
+batch_size = 32
+easy_negatives = 16
+hard_negative_walks = 20
+hard_negative_walk_length = 5
+[worker]
+producers = {producers}
+trainer_endpoint = "ipc://{tmp}/trainer.sock"
+control_endpoint = "ipc://{tmp}/control.sock"
+heartbeat_s = 0.2
+liveness_s = 1.5
+audit_log = "{tmp}/audit.log"
+[trainer]
+hidden_dim = 16
+embedding_dim = 8
+epochs = {epochs}
+run_dir = "{tmp}/run"
+checkpoint_every_s = 0.5
+validate_every = 0
+[monitoring]
+trainer_port = 0
+sampler_port = 0
+producer_base_port = 0
+"""
+
+
+class Daemons:
+    def __init__(self, tmp: Path, *, producers: int = 2, epochs: int = 12):
+        self.tmp = tmp
+        rng = np.random.default_rng(0)
+        users = rng.integers(0, 600, 4000)
+        community = rng.integers(0, 6, 600)
+        items = (community[users] * 50 + rng.integers(0, 50, users.size)) % 300
+        from graphstore import build_from_arrays
+        build_from_arrays(tmp / "store", edges={"rates": ("item", "user", items, users)},
+                          features={"item": rng.standard_normal((300, 8)).astype(np.float32)})
+        self.config = tmp / "sagewalk.toml"
+        self.write_config(producers=producers, epochs=epochs)
+        self.epochs = epochs
+        self.log = tmp / "daemons.log"
+        self.procs: list[subprocess.Popen] = []
+
+    def write_config(self, **values) -> None:
+        self.config.write_text(CONFIG.format(tmp=self.tmp, **values))
+
+    def start(self, verb: str) -> subprocess.Popen:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        proc = subprocess.Popen([sys.executable, "-m", "sagewalk", "-v", verb, "--config",
+                                 str(self.config)], cwd=ROOT, env=env,
+                                stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def audit(self) -> list[tuple[int, int]]:
+        path = self.tmp / "audit.log"
+        if not path.exists():
+            return []
+        lines = path.read_text().splitlines()
+        return [(int(e), int(b)) for e, b, _ in (line.split() for line in lines if line)]
+
+    def plan(self) -> list[tuple[int, int]]:
+        from graphstore import open_store
+        from sagewalk.config import load
+        from worker.assemble import BatchBuilder
+        n = BatchBuilder(open_store(self.tmp / "store"), load(self.config).sampler).num_batches(0)
+        return [(e, b) for e in range(self.epochs) for b in range(n)]
+
+    def summary(self) -> dict:
+        return json.loads((self.tmp / "run" / "run_summary.json").read_text())
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n"
+                             f"{self.text()[-3000:]}")
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            for pid in descendants(proc.pid):
+                _kill(pid, signal.SIGCONT)
+                _kill(pid, signal.SIGKILL)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def producers_of(sampler: subprocess.Popen) -> list[int]:
+    return [p for p in children(sampler.pid) if b"spawn_main" in cmdline(p)
+            and b"resource_tracker" not in cmdline(p)]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    out = []
+    for child in children(pid):
+        out += [child, *descendants(child)]
+    return out
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    d = Daemons(tmp_path)
+    yield d
+    d.cleanup()
+
+
+@pytest.mark.slow
+def test_producer_kill9_and_sigstop_epochs_stay_exact(daemons):
+    trainer = daemons.start("trainer")
+    sampler = daemons.start("sampler")
+    daemons.wait_for(lambda: len(daemons.audit()) >= 20 and "joined (2 connected)" in
+                     daemons.text(), 60, "both producers joined and 20 accepted batches")
+    first, second = sorted(producers_of(sampler))
+    os.kill(first, signal.SIGKILL)
+    daemons.wait_for(lambda: len(producers_of(sampler)) == 2 and first not in
+                     producers_of(sampler), 20, "the killed producer to be restarted")
+    seen = len(daemons.audit())
+    os.kill(second, signal.SIGSTOP)
+    stopped = time.monotonic()
+    daemons.wait_for(lambda: "declared dead" in daemons.text(), 5, "the stopped producer "
+                     "to be declared dead")
+    detected = time.monotonic() - stopped
+    daemons.wait_for(lambda: len(daemons.audit()) >= seen + 20, 30,
+                     "progress without the stopped producer")
+    os.kill(second, signal.SIGCONT)
+    assert trainer.wait(90) == 0, daemons.text()[-3000:]
+    keys = daemons.audit()
+    assert Counter(keys).most_common(1)[0][1] == 1, "a ticket was accepted twice"
+    assert sorted(keys) == daemons.plan()
+    summary = daemons.summary()
+    assert summary["duplicates"] == 0 and summary["stop_reason"] == "completed"
+    assert summary["gaps"] >= 1 and summary["producer_restarts"] >= 1, summary
+    assert detected < 3.0, f"hung producer noticed after {detected:.1f} s"
+    # after SIGCONT the stopped producer joined again rather than staying out
+    assert daemons.text().count(f"joined the trainer") >= 4
+    family = descendants(sampler.pid)
+    sampler.send_signal(signal.SIGTERM)
+    assert sampler.wait(30) == 0, daemons.text()[-3000:]
+    assert not [p for p in family if alive(p)], "a producer outlived the sampler"
+
+
+@pytest.mark.slow
+def test_trainer_kill9_resumes_and_covers_the_same_tickets(daemons):
+    trainer = daemons.start("trainer")
+    sampler = daemons.start("sampler")
+    checkpoints = daemons.tmp / "run" / "checkpoints"
+    daemons.wait_for(lambda: len(daemons.audit()) >= 60 and checkpoints.is_dir()
+                     and any(checkpoints.glob("checkpoint-*.pt")), 60, "a checkpoint")
+    before = producers_of(sampler)
+    trainer.kill()
+    trainer.wait()
+    time.sleep(2.0)  # producers notice the silence and start re-joining
+    trainer = daemons.start("trainer")
+    assert trainer.wait(90) == 0, daemons.text()[-3000:]
+    keys = daemons.audit()
+    assert set(keys) == set(daemons.plan())  # the uninterrupted run's set: the whole plan
+    assert "resumed from" in daemons.text()
+    assert producers_of(sampler) == before, "producers restarted instead of reconnecting"
+    summary = daemons.summary()
+    assert summary["stop_reason"] == "completed" and summary["duplicates"] == 0
+    sampler.send_signal(signal.SIGTERM)
+    assert sampler.wait(30) == 0
+
+
+def test_scale_live_with_the_cli_and_sighup(daemons):
+    sampler = daemons.start("sampler")
+    daemons.wait_for(lambda: len(producers_of(sampler)) == 2, 20, "2 producers")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "sagewalk", "scale", "--producers", "3",
+                          "--config", str(daemons.config)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "3 wanted" in out.stdout
+    daemons.wait_for(lambda: len(producers_of(sampler)) == 3, 20, "3 producers")
+    daemons.write_config(producers=1, epochs=daemons.epochs)
+    sampler.send_signal(signal.SIGHUP)
+    daemons.wait_for(lambda: len(producers_of(sampler)) == 1, 20, "1 producer after SIGHUP")
+    bad = subprocess.run([sys.executable, "-m", "sagewalk", "scale", "--producers", "2",
+                          "--endpoint", f"ipc://{daemons.tmp}/nobody.sock"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "no sampler daemon answered" in bad.stderr
+    sampler.send_signal(signal.SIGTERM)
+    assert sampler.wait(30) == 0
+    assert "restarting" not in daemons.text()  # retired producers are not crashes
+
+
+def test_up_sigterm_drains_checkpoints_and_leaves_nothing(daemons):
+    daemons.write_config(producers=2, epochs=1000)
+    up = daemons.start("up")
+    daemons.wait_for(lambda: len(daemons.audit()) >= 30, 60, "30 accepted batches")
+    family = descendants(up.pid)
+    assert len(family) >= 4  # trainer, sampler, 2 producers
+    up.send_signal(signal.SIGTERM)
+    assert up.wait(60) == 0, daemons.text()[-3000:]
+    assert daemons.summary()["stop_reason"] == "SIGTERM"
+    assert any((daemons.tmp / "run" / "checkpoints").glob("checkpoint-*.pt"))
+    time.sleep(0.5)
+    assert not [p for p in family if alive(p)], "a process was left behind"
+    assert "drained:" in daemons.text()
