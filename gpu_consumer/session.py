@@ -139,9 +139,13 @@ class TrainingSession:
         """Train on every batch `stream` yields until it ends or `stop()`."""
         self.stream = stream
         self.last_checkpoint = time.time()
+        if self.cfg.max_steps and self.trainer.step >= self.cfg.max_steps:
+            self.stop("max_steps")
         last = time.perf_counter()
         for tbatch in stream:
-            if self._stop.is_set():
+            # Several ranks decide to stop together after a step (_after_step);
+            # one rank leaving here alone would hang the others' all-reduce.
+            if self._stop.is_set() and self.rank.world_size == 1:
                 break
             result = self.trainer.train_step(tbatch)
             stream.done(tbatch.ticket)

@@ -50,7 +50,8 @@ def run(config) -> int:
     started = time.time()
     stream = _open_stream(config, builder, session, rank)
     close_stream = _once(stream.close)
-    _install_signals(session, close_stream)
+    # With several ranks the stream stays open until all agree to stop.
+    _install_signals(session, close_stream if rank.world_size == 1 else None)
     try:
         if server is not None:
             server.drain_on_signals()  # /readyz: "draining" from the signal on
@@ -119,7 +120,8 @@ def _install_signals(session, close_stream) -> None:
     def handler(signum, _frame):
         log.warning("%s: checkpointing and stopping", signal.Signals(signum).name)
         session.stop(signal.Signals(signum).name)
-        threading.Thread(target=close_stream, name="stream-close", daemon=True).start()
+        if close_stream is not None:
+            threading.Thread(target=close_stream, name="stream-close", daemon=True).start()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
 
