@@ -23,6 +23,7 @@ import time
 import warnings
 
 from gpu_consumer.ledger import EpochPlan, Ledger
+from gpu_consumer.receiver import to_tensor_batch
 from gpu_consumer.tensors import TensorBatch
 from monitoring import hook
 from worker.batch import MiniBatch
@@ -139,7 +140,7 @@ class BatchStream:
             self._error = err
 
     def _deliver(self, batch: MiniBatch) -> None:
-        self._queue.put(TensorBatch.from_minibatch(batch, pin=self._pin))
+        self._queue.put(to_tensor_batch(batch, pin=self._pin))
         self._delivered += 1  # after the put: _next relies on this order
         hook.set("sagewalk_prefetch_queue_batches", self._queue.qsize())
 
