@@ -67,7 +67,7 @@ class ChunkRunner:
             elif stage == INPUT:
                 self._write(self.tables.hidden[0], lo, self.input_vectors(lo, hi))
             elif stage == FINAL:
-                h = torch.from_numpy(np.asarray(self.tables.hidden[-1][lo:hi])).to(self.device)
+                h = torch.from_numpy(np.array(self.tables.hidden[-1][lo:hi])).to(self.device)
                 self._write(self.tables.final, lo, self.model.finalize(h))
             else:
                 layer = int(stage.removeprefix("layer"))
@@ -87,7 +87,7 @@ class ChunkRunner:
     def input_vectors(self, lo: int, hi: int) -> torch.Tensor:
         feats = None
         if self.features is not None:
-            feats = torch.from_numpy(np.asarray(self.features[lo:hi], np.float32))
+            feats = torch.from_numpy(np.array(self.features[lo:hi], np.float32))
             feats = feats.to(self.device)
         ids = torch.arange(lo, hi, device=self.device)
         return self.model.input_vectors(feats, ids)
@@ -96,8 +96,8 @@ class ChunkRunner:
         """Layer `layer` (0-based) for rows lo:hi from the previous layer's table."""
         prev = self.tables.hidden[layer]
         nbrs = np.asarray(self.tables.neighbors[lo:hi])
-        w = torch.from_numpy(np.asarray(self.tables.weights[lo:hi])).to(self.device)
-        h_self = torch.from_numpy(np.asarray(prev[lo:hi])).to(self.device)
+        w = torch.from_numpy(np.array(self.tables.weights[lo:hi])).to(self.device)
+        h_self = torch.from_numpy(np.array(prev[lo:hi])).to(self.device)
         # Padding (-1) reads row 0 with weight 0: it contributes nothing.
         h_nbrs = torch.from_numpy(prev[np.maximum(nbrs, 0).reshape(-1)]).to(self.device)
         h_nbrs = h_nbrs.reshape(*nbrs.shape, -1)
