@@ -73,7 +73,14 @@ def test_kill_9_producer_is_restarted_and_epoch_is_exact(tmp_path):
     with BatchStream(config.worker, digest=SyntheticBuilder.digest, plan=plan) as stream:
         running = Running(config)
         victim = running.wait_alive(2)[f"{running.sup.name_prefix}-0"]
-        exactly_once(stream, plan, lambda n: n == 20 and os.kill(victim, signal.SIGKILL))
+        killed = []
+
+        def chaos(n):  # once both producers have joined, so the victim holds tickets
+            if not killed and n >= 20 and stream.summary()["producers_connected"] == 2:
+                os.kill(victim, signal.SIGKILL)
+                killed.append(n)
+        exactly_once(stream, plan, chaos)
+        assert killed
         assert running.sup.total_restarts == 1
         assert victim not in running.sup.status()["pids"].values()
         assert running.stop() == 0
@@ -91,12 +98,12 @@ def test_sigstop_is_detected_reissued_and_rejoins_without_duplicates(tmp_path):
         stopped = {}
 
         def chaos(n):
-            if n == 10:
+            if "at" not in stopped and n >= 10 and stream.summary()["producers_connected"] == 2:
                 os.kill(victim, signal.SIGSTOP)
                 stopped["at"] = time.monotonic()
             if "at" in stopped and "gap_at" not in stopped and stream.summary()["gaps"]:
                 stopped["gap_at"] = time.monotonic()
-            if n == 150:
+            if n == 180:
                 os.kill(victim, signal.SIGCONT)
         try:
             exactly_once(stream, plan, chaos)
