@@ -125,7 +125,8 @@ def export_model(run_dir: str | os.PathLike, model: nn.Module, extra: dict | Non
 
 
 def load_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the exported model of a run (eval mode) from run_dir/model.pt."""
+    """Rebuild the exported model of a run from run_dir/model.pt, in eval mode,
+    on `map_location` (float32 weights; use bf16 autocast for inference on CUDA)."""
     path = Path(run_dir) / MODEL_FILE
     if not path.exists():
         raise ModelError(f"{path}: no exported model; train first (`sagewalk trainer`) or "
@@ -140,4 +141,4 @@ def load_model(run_dir: str | os.PathLike, map_location: str | torch.device = "c
                          f"{MODEL_VERSION}; re-export with this sagewalk version")
     model = build_from_spec(ModelSpec(**payload["spec"]))
     model.load_state_dict(payload["state_dict"])
-    return model.eval()
+    return model.to(map_location).eval()
