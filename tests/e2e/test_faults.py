@@ -72,10 +72,10 @@ class Daemons:
     def write_config(self, **values) -> None:
         self.config.write_text(CONFIG.format(tmp=self.tmp, **values))
 
-    def start(self, verb: str) -> subprocess.Popen:
+    def start(self, verb: str, *extra: str) -> subprocess.Popen:
         env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
         proc = subprocess.Popen([sys.executable, "-m", "sagewalk", "-v", verb, "--config",
-                                 str(self.config)], cwd=ROOT, env=env,
+                                 str(self.config), *extra], cwd=ROOT, env=env,
                                 stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
@@ -263,3 +263,36 @@ def test_up_sigterm_drains_checkpoints_and_leaves_nothing(daemons):
     time.sleep(0.5)
     assert not [p for p in family if alive(p)], "a process was left behind"
     assert "drained:" in daemons.text()
+
+
+@pytest.mark.slow
+def test_remote_producers_join_over_tcp_with_curve_keys(daemons):
+    import socket
+
+    from gpu_consumer.stream import BatchStream, EpochPlan
+    from graphstore import open_store
+    from sagewalk.config import load, override
+    from worker.assemble import BatchBuilder
+
+    keys = daemons.tmp / "keys"
+    out = subprocess.run([sys.executable, "-m", "sagewalk", "keys", "generate", str(keys)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and (keys / "authorized" / "producer.key").exists(), out.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    config = override(override(load(daemons.config), f'worker.trainer_endpoint="{endpoint}"'),
+                      f'worker.curve_keys_dir="{keys}"')
+    builder = BatchBuilder(open_store(daemons.tmp / "store"), config.sampler)
+    plan = EpochPlan(1, num_batches=builder.num_batches)
+    with BatchStream(config.worker, digest=builder.digest, plan=plan) as stream:
+        sampler = daemons.start("sampler", "--connect", endpoint,
+                                "--set", f'worker.curve_keys_dir="{keys}"')
+        keys_seen = []
+        for tbatch in stream:
+            keys_seen.append(tbatch.ticket.key)
+            stream.done(tbatch.ticket)
+    assert sorted(keys_seen) == [(0, b) for b in range(builder.num_batches(0))]
+    sampler.send_signal(signal.SIGTERM)
+    assert sampler.wait(30) == 0, daemons.text()[-3000:]

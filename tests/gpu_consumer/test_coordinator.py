@@ -144,3 +144,24 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_wire_version_mismatch_is_refused_naming_both_versions(tmp_path, caplog):
+    cfg = worker_cfg(tmp_path)
+    with BatchStream(cfg, digest=DIGEST, plan=EpochPlan(1, lambda e: 1)) as stream:
+        ctx = zmq.Context()
+        old = ctx.socket(zmq.DEALER)
+        old.setsockopt(zmq.LINGER, 0)
+        old.connect(cfg.trainer_endpoint)
+        hello = msgpack.unpackb(wire.control("hello", digest=DIGEST, producer="old")[0])
+        old.send(msgpack.packb(dict(hello, version=wire.WIRE_VERSION + 1)))
+        assert old.poll(5000), "no answer to a hello of another wire version"
+        reply = old.recv_multipart()
+        old.close()
+        ctx.term()
+        assert stream.summary()["rejected"] == {"wrong_version": 1}
+    refuse = msgpack.unpackb(reply[0])
+    assert refuse["type"] == "refuse"
+    # what the producer logs: both versions, whichever side is older
+    assert f"wire version {wire.WIRE_VERSION + 1} != {wire.WIRE_VERSION}" in refuse["body"]["reason"]
+    assert f"{wire.WIRE_VERSION + 1} != {wire.WIRE_VERSION}" in caplog.text

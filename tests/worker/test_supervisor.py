@@ -143,3 +143,38 @@ def test_restart_budget_stops_a_crash_loop(tmp_path):
     started = time.monotonic()
     assert sup.run() == 1
     assert sup.total_restarts == 3 and time.monotonic() - started < 20
+
+
+def test_producers_serve_metrics_and_are_listed_for_prometheus(tmp_path):
+    import json
+    import urllib.request
+
+    from sagewalk.config import override
+    config = make_config(tmp_path, producers=2)
+    config = override(config, f'monitoring.sd_file="{tmp_path}/producers.json"')
+    running = Running(config)
+    sd = tmp_path / "producers.json"
+
+    def targets():
+        try:
+            groups = json.loads(sd.read_text())
+        except (OSError, ValueError):
+            return []
+        return [t for g in groups for t in g["targets"]]
+    try:
+        deadline = time.monotonic() + 20
+        while len(targets()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(targets()) == 2
+        for target in targets():
+            body = urllib.request.urlopen(f"http://{target}/metrics", timeout=5).read()
+            assert b"sagewalk_build_info" in body
+        request(config.worker.control_endpoint, {"cmd": "scale", "producers": 1})
+        running.wait_alive(1)
+        deadline = time.monotonic() + 10
+        while len(targets()) != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(targets()) == 1
+    finally:
+        assert running.stop() == 0
+    assert targets() == []
