@@ -146,21 +146,24 @@ def _finish(root, base, degrees, col_dtype, weighted, hashed):
 def csr_source(indptr: np.ndarray, indices: Path, col_dtype, weights: Path | None,
                chunk_rows: int, reverse: bool) -> Source:
     """A source reading an existing CSR (files, read with plain reads so the
-    pages do not count against this process's RSS) in row blocks of about
-    chunk_rows edges; reverse=True yields (column, row): the transpose."""
+    pages do not count against this process's RSS) in blocks of chunk_rows
+    edges; reverse=True yields (column, row): the transpose."""
     col_dtype = np.dtype(col_dtype)
 
     def iterate() -> Iterator[EdgeChunk]:
-        n, lo = indptr.size - 1, 0
-        while lo < n:
-            hi = int(np.searchsorted(indptr, indptr[lo] + chunk_rows, side="right")) - 1
-            hi = min(max(hi, lo + 1), n)
-            a, b = int(indptr[lo]), int(indptr[hi])
-            rows = np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(indptr[lo:hi + 1]))
+        total = int(indptr[-1])
+        for a in range(0, total, chunk_rows):
+            # Blocks of edges, not of rows: a hub row is split across blocks,
+            # so a block's memory never depends on the largest degree.
+            b = min(a + chunk_rows, total)
+            lo = int(np.searchsorted(indptr, a, side="right")) - 1
+            hi = int(np.searchsorted(indptr, b, side="left"))
+            starts = np.clip(indptr[lo:hi], a, b)
+            ends = np.clip(indptr[lo + 1:hi + 1], a, b)
+            rows = np.repeat(np.arange(lo, hi, dtype=np.int64), ends - starts)
             cols = read_slice(indices, col_dtype, a, b)
             w = None if weights is None else read_slice(weights, np.float32, a, b)
             yield EdgeChunk(cols, rows, w) if reverse else EdgeChunk(rows, cols, w)
-            lo = hi
     return iterate
 
 
