@@ -14,6 +14,12 @@ def run(config, *, config_path: str | None, overrides=(), connect: str | None = 
     from worker.control import ControlServer
     from worker.supervisor import Supervisor
 
+    if builder == "worker.producer:default_builder":
+        # Fail once, here, with the store's own message, instead of N producers
+        # crashing on it until the restart budget runs out.
+        from graphstore import open_store
+        open_store(config.graphstore.path)
+
     supervisor = Supervisor(config, config_path=config_path, overrides=tuple(overrides),
                             endpoint=connect, builder=builder)
     supervisor.install_signals()
