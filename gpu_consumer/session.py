@@ -220,7 +220,12 @@ class TrainingSession:
 
     # -- the end ------------------------------------------------------------------
     def finish(self, *, export: bool = True) -> dict:
-        """Final checkpoint and model export (rank 0); the run's training figures."""
+        """Final validation (unless stopped by a signal), checkpoint and model
+        export (rank 0); the run's training figures."""
+        validated = self.validation and self.validation[-1]["step"] == self.trainer.step
+        if (self.rank.is_main and self.cfg.validate_every and self.trainer.step and not validated
+                and self.stop_reason in ("completed", "max_steps", "early_stopping")):
+            self.validate()
         self.save_checkpoint()
         model_path = None
         if export and self.rank.is_main:

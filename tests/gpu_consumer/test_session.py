@@ -79,6 +79,7 @@ def test_finish_checkpoints_exports_and_a_new_session_resumes(store, tmp_path):
     s.run(stream)
     figures = s.finish()
     assert figures["steps"] == 6 and figures["model_path"].endswith("model.pt")
+    assert [v["step"] for v in figures["validation"]] == [2, 4, 6]  # no second pass at 6
     assert len(list_checkpoints(tmp_path / "run")) == 1
     exported = load_model(tmp_path / "run")
     for k, v in s.trainer.model.state_dict().items():
@@ -96,6 +97,7 @@ def test_interrupted_run_resumes_where_it_stopped(store, tmp_path):
     s.run(InProcessBatches(s.builder, s.plan))
     assert s.stop_reason == "max_steps" and s.trainer.step == 4
     s.finish(export=False)
+    assert [v["step"] for v in s.validation] == [2, 4]
     resumed = session(store, tmp_path)
     resumed.restore()
     stream = InProcessBatches(resumed.builder, resumed.plan, resumed.cursor)
@@ -125,3 +127,13 @@ def test_checkpoint_of_another_model_is_refused(store, tmp_path):
     other = session(store, tmp_path, "trainer.hidden_dim=32")
     with pytest.raises(ModelError, match="another model"):
         other.restore()
+
+
+def test_finish_validates_the_final_model_unless_stopped_by_a_signal(store, tmp_path):
+    s = session(store, tmp_path, "trainer.validate_every=4")
+    s.run(InProcessBatches(s.builder, s.plan))
+    assert [v["step"] for v in s.finish(export=False)["validation"]] == [4, 6]
+    s = session(store, tmp_path / "b", "trainer.validate_every=4", "trainer.max_steps=5")
+    s.run(InProcessBatches(s.builder, s.plan))
+    s.stop_reason = "SIGTERM"
+    assert [v["step"] for v in s.finish(export=False)["validation"]] == [4]
