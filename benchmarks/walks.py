@@ -1,0 +1,227 @@
+"""Random-walk throughput: interleaved kernel vs one walk at a time, PinSage
+neighbourhoods, and walks over a memory-mapped graph bigger than its page-cache share.
+
+    python benchmarks/walks.py            # full: 2M nodes / 20M edges, 1M walks x 10
+    python benchmarks/walks.py --quick    # same graph, fewer walks and repeats (< 60 s)
+
+Prints one JSON line.  Rates are steps (edges traversed) per second; each
+figure is the best of `repeats` runs (the machine is shared, so the median is
+given too), and the load average is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sampler.graph import Slot, WalkGraph  # noqa: E402
+from sampler.neighbourhoods import Scratch, pinsage_neighbourhoods  # noqa: E402
+from sampler.walks import random_walks  # noqa: E402
+
+
+def random_csr(num_nodes: int, num_edges: int, seed: int, num_cols: int | None = None):
+    """Poisson degrees, uniformly random neighbours: no locality to exploit,
+    the worst (and most honest) case for memory latency."""
+    rng = np.random.default_rng(seed)
+    deg = rng.poisson(num_edges / num_nodes, num_nodes)
+    indptr = np.zeros(num_nodes + 1, np.int64)
+    np.cumsum(deg, out=indptr[1:])
+    cols = num_cols or num_nodes
+    return indptr, rng.integers(0, cols, int(indptr[-1]), dtype=np.uint32)
+
+
+def transpose(indptr, indices, num_cols):
+    rows = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.uint32), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")
+    t_ptr = np.zeros(num_cols + 1, np.int64)
+    np.cumsum(np.bincount(indices, minlength=num_cols), out=t_ptr[1:])
+    return t_ptr, rows[order]
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(best, median) seconds."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times), float(np.median(times))
+
+
+def with_threads(n: int, fn):
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(before)
+
+
+def plain_walks(args, out: dict) -> None:
+    indptr, indices = random_csr(args.nodes, args.edges, seed=1)
+    starts = np.random.default_rng(2).integers(0, args.nodes, args.walks)
+    steps = args.walks * args.length
+    random_walks(indptr, indices, starts[:1000], args.length, 0)  # compile / load cache
+    random_walks(indptr, indices, starts[:1000], args.length, 0, interleave=False)
+    for threads in (1, 2):
+        best, med = with_threads(threads, lambda: timed(
+            lambda: random_walks(indptr, indices, starts, args.length, 7), args.repeats))
+        out[f"walk_steps_per_s_{threads}core"] = round(steps / best)
+        out[f"walk_steps_per_s_{threads}core_median"] = round(steps / med)
+    best, med = with_threads(1, lambda: timed(lambda: random_walks(
+        indptr, indices, starts, args.length, 7, interleave=False), max(1, args.repeats // 2)))
+    out["walk_at_a_time_steps_per_s_1core"] = round(steps / best)
+    out["ratio_vs_walk_at_a_time_1core"] = round(out["walk_steps_per_s_1core"] * best / steps, 2)
+    out["graph"] = f"{args.nodes} nodes, {int(indptr[-1])} edges; {args.walks} walks x {args.length}"
+    if args.pecanpy_python:
+        pecanpy(args, indptr, indices, starts, out)
+
+
+def pinsage(args, out: dict) -> None:
+    """Bipartite items/contexts, 100 walks x 10 steps per seed, top 50."""
+    items, ctxs = args.nodes // 2, args.nodes // 2
+    ip, ic = random_csr(items, args.edges // 2, seed=3, num_cols=ctxs)
+    cp, ci = transpose(ip, ic, ctxs)
+    graph = WalkGraph.from_slots("item", items, [Slot("e", "ctx", ctxs, (ip, ic), (cp, ci))], [1])
+    seeds = np.random.default_rng(4).integers(0, items, args.seeds)
+    scratch = Scratch(items)
+    run = lambda s: pinsage_neighbourhoods(graph, s, num_walks=100, walk_length=10,  # noqa: E731
+                                           restart_prob=0.0, top_k=50, seed=5, scratch=scratch)
+    with_threads(1, lambda: run(seeds[:50]))
+    for threads in (1, 2):
+        best, med = with_threads(threads, lambda: timed(lambda: run(seeds), args.repeats))
+        out[f"pinsage_seeds_per_s_{threads}core"] = round(args.seeds / best)
+    out["pinsage_graph"] = f"{items} items, {ctxs} contexts, {int(ip[-1])} edges"
+
+
+_PECANPY = """
+import sys, time, numpy as np
+from numba_progress import ProgressBar
+from pecanpy.pecanpy import FirstOrderUnweighted
+raw = dict(np.load(sys.argv[1]))
+g = FirstOrderUnweighted(random_state=0)
+g.indptr, g.indices = raw["indptr"].astype(np.uint32), raw["indices"].astype(np.uint32)
+g.data = np.ones(g.indices.size, np.float32)
+g.set_node_ids(None, implicit_ids=True, num_nodes=g.indptr.size - 1)
+starts, length = raw["starts"].astype(np.uint32), int(sys.argv[2])
+run = lambda s: g._random_walks(s.size, length, 0, s, g.get_has_nbrs(), g.get_move_forward(),
+                                ProgressBar(total=s.size, disable=True))
+run(starts[:100])
+t = time.perf_counter(); run(starts); print(starts.size * length / (time.perf_counter() - t))
+"""
+
+
+def pecanpy(args, indptr, indices, starts, out: dict) -> None:
+    """PecanPy's first-order (uniform) walk kernel, one thread, same graph and
+    starts, in the interpreter given by --pecanpy-python (its own environment:
+    PecanPy pins numpy 1.x, so it never enters the project's)."""
+    import subprocess
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "g.npz"
+        np.savez(path, indptr=indptr, indices=indices, starts=starts)
+        env = dict(os.environ, NUMBA_NUM_THREADS="1")
+        done = subprocess.run([args.pecanpy_python, "-c", _PECANPY, str(path), str(args.length)],
+                              capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        out["pecanpy_error"] = done.stderr.strip().splitlines()[-1:]
+        return
+    rate = float(done.stdout.strip().splitlines()[-1])
+    out["pecanpy_steps_per_s_1core"] = round(rate)
+    out["ratio_vs_pecanpy_1core"] = round(out["walk_steps_per_s_1core"] / rate, 2)
+
+
+def out_of_core(args, out: dict) -> None:
+    """Walks over CSR files on disk, memory-mapped, with a page-cache share
+    smaller than the graph.  The share is enforced without root: walks run in
+    rounds that touch about `share` bytes of pages, and after each round the
+    mapping is closed and the files' pages are dropped from the cache
+    (posix_fadvise DONTNEED), so at most ~share of the graph is ever resident."""
+    nodes, edges = args.ooc_nodes, args.ooc_edges
+    share = args.ooc_share_mb << 20
+    with tempfile.TemporaryDirectory(dir=args.ooc_dir) as tmp:
+        paths = _write_csr(Path(tmp), *random_csr(nodes, edges, seed=6))
+        graph_bytes = sum(p.stat().st_size for p in paths)
+        _drop(paths)
+        per_round = max(1, share // 4096 // (2 * args.length))  # ~2 new pages per step
+        starts = np.random.default_rng(8).integers(0, nodes, args.ooc_walks)
+        t = time.perf_counter()
+        for lo in range(0, starts.shape[0], per_round):
+            indptr = np.memmap(paths[0], np.int64, "r")
+            indices = np.memmap(paths[1], np.uint32, "r")
+            for m in (indptr, indices):
+                m._mmap.madvise(__import__("mmap").MADV_RANDOM)  # no readahead: share is small
+            random_walks(indptr, indices, starts[lo:lo + per_round], args.length, 9)
+            del indptr, indices
+            _drop(paths)
+        elapsed = time.perf_counter() - t
+    steps = starts.shape[0] * args.length
+    out["ooc_steps_per_s"] = round(steps / elapsed)
+    out["ooc_graph_bytes"] = graph_bytes
+    out["ooc_page_cache_share_bytes"] = share
+    out["ooc_graph"] = f"{nodes} nodes, {edges} edges on disk; {starts.shape[0]} walks x {args.length}"
+
+
+def _write_csr(root: Path, indptr, indices) -> list[Path]:
+    paths = [root / "indptr.bin", root / "indices.bin"]
+    for path, array in zip(paths, (indptr, indices)):
+        array.tofile(path)
+        with path.open("rb+") as f:
+            os.fsync(f.fileno())  # dirty pages cannot be dropped; write them out first
+    return paths
+
+
+def _drop(paths) -> None:
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer walks and repeats (< 60 s)")
+    p.add_argument("--skip-ooc", action="store_true", help="skip the on-disk graph")
+    p.add_argument("--ooc-dir", default=None, help="where the on-disk graph is written "
+                   "(default: the system temp dir; must be a real disk, not tmpfs)")
+    p.add_argument("--pecanpy-python", default=None, help="python of an environment with "
+                   "pecanpy installed: adds its uniform-walk kernel to the comparison")
+    args = p.parse_args(argv)
+    full = not args.quick
+    args.nodes, args.edges, args.length = 2_000_000, 20_000_000, 10
+    args.walks = 1_000_000 if full else 300_000
+    args.repeats = 5 if full else 2
+    args.seeds = 20_000 if full else 4_000
+    args.ooc_nodes, args.ooc_edges = (8_000_000, 80_000_000) if full else (4_000_000, 40_000_000)
+    args.ooc_walks = 40_000 if full else 10_000
+    args.ooc_share_mb = 64 if full else 32
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    out = {"mode": "quick" if args.quick else "full", "cores": os.cpu_count(),
+           "load_avg_1m_before": round(os.getloadavg()[0], 2)}
+    t = time.perf_counter()
+    plain_walks(args, out)
+    pinsage(args, out)
+    if not args.skip_ooc:
+        out_of_core(args, out)
+    out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    out["seconds"] = round(time.perf_counter() - t, 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
