@@ -10,7 +10,10 @@ the same code so the comparison is fair:
   the candidate (cosine-normalised on request);
 - random walk (Pixie-style): the exact probability of reaching each item in
   `hops` item->context->item steps from the query (one hop by default);
-- features: cosine similarity of item feature vectors (genres, title embedding).
+- features: cosine similarity of item feature vectors (genres, title embedding);
+- pair counts: how often the candidate was engaged with right before or after
+  the query (a pair file, e.g. MovieLens next-item pairs): the signal the model
+  trains on, counted directly.
 """
 
 from __future__ import annotations
@@ -143,6 +146,23 @@ class RandomWalk:
         for _ in range(self.hops):
             p = self.to_item @ (self.to_ctx @ p)
         return p.T.numpy()
+
+
+class PairCounts:
+    """Symmetric counts of (query, positive) pairs: score(q, j) = #(q, j) + #(j, q)."""
+
+    def __init__(self, queries: np.ndarray, positives: np.ndarray, num_items: int):
+        graph = Bipartite.from_pairs(np.concatenate([queries, positives]),
+                                     np.concatenate([positives, queries]),
+                                     num_items, num_items)
+        self.graph = graph
+        self.matrix = graph.item_context_matrix()
+
+    def __call__(self, queries: np.ndarray) -> np.ndarray:
+        # Row q of the (symmetric) count matrix, via a product with one-hot columns.
+        onehot = torch.zeros((self.graph.num_items, len(queries)))
+        onehot[torch.from_numpy(queries), torch.arange(len(queries))] = 1.0
+        return (self.matrix @ onehot).T.numpy()
 
 
 class FeatureSimilarity:

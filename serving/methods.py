@@ -16,7 +16,7 @@ import numpy as np
 from serving import baselines
 from serving.evaluate import EvaluationError, HeldOut, hits_at_k
 
-BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features")
+BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features", "nextitem")
 
 
 class CatalogueEmbeddings:
@@ -72,7 +72,31 @@ def baseline(name: str, held: HeldOut, dataset: Path | None = None,
             raise EvaluationError("baseline 'features' needs the store's item features "
                                   "(title embedding); pass --store")
         return baselines.FeatureSimilarity(store_features)
+    if name == "nextitem":
+        path = None if dataset is None else Path(dataset) / "train_pairs.tsv"
+        if path is None or not path.exists():
+            raise EvaluationError("baseline 'nextitem' needs the dataset's train_pairs.tsv "
+                                  "(written by `sagewalk datasets fetch`)")
+        q, p = read_pairs(path, held.item_ids)
+        return baselines.PairCounts(q, p, len(held.item_ids))
     raise EvaluationError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+
+
+def read_pairs(path: Path, catalogue: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A pair file (query<TAB>positive external ids; '#' comments) in catalogue rows."""
+    index = {x: i for i, x in enumerate(catalogue)}
+    q, p = [], []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) != 2 or cols[0] not in index or cols[1] not in index:
+                raise EvaluationError(f"{path}:{lineno}: expected two tab-separated item ids "
+                                      f"of the catalogue, got {line.strip()[:80]!r}")
+            q.append(index[cols[0]])
+            p.append(index[cols[1]])
+    return np.asarray(q, np.int64), np.asarray(p, np.int64)
 
 
 def catalogue_features(store, item_type: str, catalogue: tuple[str, ...]) -> np.ndarray | None:

