@@ -12,9 +12,6 @@ from torch import nn
 
 from sagewalk.errors import SagewalkError
 
-# Golden-ratio multiplier of Fibonacci hashing: consecutive dense ids (often
-# ingested in related order) land far apart in the table.
-_HASH_MULTIPLIER = 0x9E3779B97F4A7C15 - (1 << 64)  # as a signed int64
 _NORM_EPS = 1e-6
 
 
@@ -28,11 +25,11 @@ def l2_normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 def hash_ids(node_ids: torch.Tensor, buckets: int) -> torch.Tensor:
-    """Bucket of each dense id in a table of `buckets` rows.  int64 products
-    wrap around (two's complement), which is what a multiplicative hash wants."""
-    mixed = node_ids.to(torch.int64) * _HASH_MULTIPLIER
-    mixed = mixed ^ (mixed >> 29)
-    return torch.remainder(mixed, buckets)
+    """Row of each dense id in a table of `buckets` rows: id mod buckets.
+    Dense ids are 0..n-1, so this is collision-free whenever the table has at
+    least n rows, and spreads a larger catalogue evenly (⌈n/buckets⌉ ids per
+    row) otherwise; a random hash would collide even then."""
+    return torch.remainder(node_ids.to(torch.int64), buckets)
 
 
 def pooling_weights(weights: torch.Tensor, pooling: str) -> torch.Tensor:
