@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from gpu_consumer.model import load_model
+from gpu_consumer.tensors import TensorBatch
+from serving import embed as E
+from serving.contextual import ContextualRanker
+from serving.index import IndexError_, RelatedItems, UnknownItem, build_index
+from worker.assemble import BatchBuilder
+
+from tests.serving.test_embed import _setup
+
+
+@pytest.fixture(scope="module")
+def ranker(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ctx")
+    store, cfg, job = _setup(tmp, "multisage")
+    result = E.embed_all(job, progress=False)
+    E.export(result.out_dir, store, "item", tmp / "exp")
+    build_index(tmp / "exp", tmp / "exp")
+    model = load_model(tmp / "run")
+    return ContextualRanker(model, store, tmp / "job", RelatedItems(tmp / "exp"), "tag"), \
+        store, cfg, model
+
+
+def test_ranks_only_the_contexts_items_as_the_trainer_would(ranker):
+    r, store, cfg, model = ranker
+    csr = store.csr("tag", reverse=True)
+    members = set(csr.indices[csr.indptr[3]:csr.indptr[4]].tolist())
+    query = "5"
+    hits = r.related(query, "3", k=100)
+    assert {int(h.id) for h in hits} == members - {5}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # Same vectors as MultiSage.embed_in_context on the trainer's inference batch.
+    builder = BatchBuilder(store, cfg.sampler, model="multisage")
+    nodes = np.array([5] + [int(h.id) for h in hits])
+    with torch.no_grad():
+        z = model.embed_in_context(TensorBatch.from_minibatch(builder.inference_batch(nodes)),
+                                   "tag", 3)
+    np.testing.assert_allclose([h.score for h in hits], (z[1:] @ z[0]).numpy(), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_errors_name_the_problem(ranker):
+    r, *_ = ranker
+    with pytest.raises(UnknownItem, match="unknown tag id '99'"):
+        r.related("5", "99")
+    with pytest.raises(UnknownItem, match="unknown id 'zz'"):
+        r.related("zz", "3")
+    with pytest.raises(IndexError_, match="k must be >= 1"):
+        r.related("5", "3", 0)
+    with pytest.raises(IndexError_, match="context type 'board' is not one of"):
+        ContextualRanker(r.model, r.store, r.h_prev.filename and
+                         __import__("pathlib").Path(r.h_prev.filename).parent, r.index, "board")
