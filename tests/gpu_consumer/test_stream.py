@@ -119,3 +119,25 @@ def test_slow_consumer_bounds_what_is_in_flight(tmp_path):
         p.stop()
     stream.close()
     assert sorted(keys) == [(0, b) for b in range(200)]
+
+
+def test_producer_survives_a_trainer_restart(tmp_path):
+    cfg = worker_cfg(tmp_path)
+    first = []
+    stream = BatchStream(cfg, digest=SyntheticBuilder.digest, plan=plan(1, 40)).start()
+    producer = ThreadProducer(cfg, "p0", SyntheticBuilder(delay_s=0.01))
+    for tbatch in stream:
+        first.append(tbatch.ticket.key)
+        stream.done(tbatch.ticket)
+        if len(first) == 10:
+            break
+    cursor = stream.state_dict()
+    stream.close()  # the trainer goes away with tickets outstanding
+    time.sleep(0.3)
+    stream = BatchStream(cfg, digest=SyntheticBuilder.digest, plan=plan(1, 40),
+                         cursor=cursor).start()
+    second = consume(stream)  # the same producer thread, never restarted
+    stream.close()
+    producer.stop()
+    assert producer.producer.session >= 1  # it noticed and joined the new trainer
+    assert sorted(first + second) == [(0, b) for b in range(40)]
