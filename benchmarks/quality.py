@@ -75,7 +75,7 @@ def run(out: Path, cache: str | None, names: list[str], minutes: float) -> dict:
         (plan.out / "logs").mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with contextlib.redirect_stdout(io.StringIO()):
-            config = demo.write_config(plan, meta["items"])
+            config = demo.write_config(plan, meta["items"], dataset)
             summary = demo.train(plan, config)
             demo.embed_and_index(plan, config)
         scores = m.evaluate_methods({name: m.load_export(plan.out / "export", held.item_ids)},

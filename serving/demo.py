@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 FAMOUS = ("Toy Story (1995)", "Star Wars: Episode IV - A New Hope (1977)",
           "Godfather, The (1972)", "Silence of the Lambs, The (1991)", "Matrix, The (1999)")
-BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features")
+BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features", "nextitem")
 
 
 class DemoError(SagewalkError):
@@ -57,7 +57,7 @@ restart_prob = 0.5
 num_neighbors = 10
 batch_size = 256
 easy_negatives = 500
-pairs_per_item = 100
+positives = "{dataset}/train_pairs.tsv"
 hard_negative_walks = 50
 hard_negative_walk_length = 10
 [worker]
@@ -69,12 +69,13 @@ hidden_dim = 64
 embedding_dim = 64
 id_embedding_buckets = {items}
 epochs = 1000
+batches_per_epoch = 300
 lr = 0.003
 warmup_steps = 50
 run_dir = "{out}/run"
 checkpoint_every_s = 60.0
 validate_every = 300
-hard_negative_schedule = [0, 0, 1, 2]
+hard_negative_schedule = [0, 1, 2]
 [serving]
 processes = {processes}
 [monitoring]
@@ -130,10 +131,11 @@ def ingest(plan: DemoPlan, dataset: Path) -> tuple[Path, bool]:
     return store, text
 
 
-def write_config(plan: DemoPlan, num_items: int) -> Path:
+def write_config(plan: DemoPlan, num_items: int, dataset: Path) -> Path:
     ports = {"trainer_port": free_port(), "sampler_port": free_port(),
              "dashboard_port": free_port()}
     text = TRAINING_CONFIG.format(out=plan.out, producers=plan.producers, items=num_items,
+                                  dataset=dataset,
                                   processes=plan.processes, **ports)
     path = plan.out / "sagewalk.toml"
     path.write_text(text)
@@ -263,7 +265,7 @@ def run_demo(plan: DemoPlan) -> dict:
     dataset = fetch_dataset(plan)
     store, text = ingest(plan, dataset)
     meta = json.loads((dataset / "dataset.json").read_text())
-    config_path = write_config(plan, meta["items"])
+    config_path = write_config(plan, meta["items"], dataset)
     say(f"      config: {config_path}")
     summary = train(plan, config_path)
     index_dir = embed_and_index(plan, config_path)
