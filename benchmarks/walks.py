@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sampler.graph import Slot, WalkGraph  # noqa: E402
-from sampler.neighbourhoods import Scratch, pinsage_neighbourhoods  # noqa: E402
+from sampler.neighbourhoods import pinsage_neighbourhoods  # noqa: E402
 from sampler.walks import random_walks  # noqa: E402
 
 
@@ -94,9 +94,8 @@ def pinsage(args, out: dict) -> None:
     cp, ci = transpose(ip, ic, ctxs)
     graph = WalkGraph.from_slots("item", items, [Slot("e", "ctx", ctxs, (ip, ic), (cp, ci))], [1])
     seeds = np.random.default_rng(4).integers(0, items, args.seeds)
-    scratch = Scratch(items)
     run = lambda s: pinsage_neighbourhoods(graph, s, num_walks=100, walk_length=10,  # noqa: E731
-                                           restart_prob=0.0, top_k=50, seed=5, scratch=scratch)
+                                           restart_prob=0.0, top_k=50, seed=5)
     with_threads(1, lambda: run(seeds[:50]))
     for threads in (1, 2):
         best, med = with_threads(threads, lambda: timed(lambda: run(seeds), args.repeats))

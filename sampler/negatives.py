@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sampler.graph import WalkGraph
-from sampler.neighbourhoods import Scratch, ranked_visits
+from sampler.neighbourhoods import ranked_visits
 
 
 def easy_negatives(num_items: int, count: int, rng: np.random.Generator,
@@ -54,8 +54,7 @@ def rank_window(num_items: int, rank: tuple[int, int], full_catalogue: int) -> t
 
 def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray, count: int,
                    *, rank: tuple[int, int], full_catalogue: int, num_walks: int,
-                   walk_length: int, restart_prob: float, seed: int,
-                   scratch: Scratch | None = None) -> np.ndarray:
+                   walk_length: int, restart_prob: float, seed: int) -> np.ndarray:
     """int64 [B, count]: for each query, `count` items drawn uniformly from its
     personalised-PageRank ranks in the window (never the query or its positive).
     Where the walks reach fewer items than the window needs, the window shrinks
@@ -68,7 +67,7 @@ def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray,
     lo, hi = rank_window(graph.num_items, rank, full_catalogue)
     ranked = ranked_visits(graph, queries, num_walks=num_walks, walk_length=walk_length,
                            restart_prob=restart_prob, top_k=hi, seed=seed,
-                           exclude=[np.array([p]) for p in positives], scratch=scratch)
+                           exclude=[np.array([p]) for p in positives])
     reached = (ranked.counts > 0).sum(axis=1)
     rng = np.random.default_rng([seed, 0x4A2D])
     out = np.empty((b, count), np.int64)

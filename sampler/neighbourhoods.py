@@ -26,27 +26,6 @@ from sampler.walk_kernels import neighbourhood_kernel
 _WALKS_PER_BLOCK = 2048
 
 
-class Scratch:
-    """Per-thread visit counters over all items, zero between calls, reused
-    across calls (clearing O(num_items) memory per batch would cost more than
-    the walks).  Not shareable between concurrent calls."""
-
-    def __init__(self, num_items: int):
-        self.num_items = num_items
-        self.threads = 0
-        self.tracked = False
-
-    def arrays(self, threads: int, track: bool):
-        if threads > self.threads or (track and not self.tracked):
-            self.threads = max(threads, self.threads)
-            self.tracked = self.tracked or track
-            self.counts = np.zeros((self.threads, self.num_items), np.int32)
-            width = self.num_items if self.tracked else 0
-            self.cand = np.zeros((self.threads, width), np.int64)
-            self.votes = np.zeros((self.threads, width), np.int32)
-        return self.counts, self.cand, self.votes
-
-
 @dataclass(frozen=True)
 class VisitRanking:
     """Items ranked by visit count from each seed (best first), -1/0 padded."""
@@ -58,8 +37,7 @@ class VisitRanking:
 
 def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
                   restart_prob: float, top_k: int, seed: int, exclude=None,
-                  exclude_csr=None, track_context: bool = False,
-                  scratch: Scratch | None = None) -> VisitRanking:
+                  exclude_csr=None, track_context: bool = False) -> VisitRanking:
     """The kernel call shared by neighbourhoods and hard negatives.
 
     exclude: None, or a sequence (one per seed) of item-id arrays never ranked
@@ -69,12 +47,7 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
     seeds = _check_seeds(graph, seeds)
     _check_walk_args(num_walks, walk_length, restart_prob, top_k)
     ban_ptr, ban_items = _bans(graph, seeds, exclude, exclude_csr)
-    scratch = scratch or Scratch(graph.num_items)
-    if scratch.num_items != graph.num_items:
-        raise ValueError(f"scratch was made for {scratch.num_items} items, the graph has "
-                         f"{graph.num_items}; make one Scratch per WalkGraph")
     threads = numba.get_num_threads()
-    counts, cand, votes = scratch.arrays(threads, track_context)
     n = seeds.shape[0]
     out_item = np.empty((n, top_k), np.int64)
     out_cnt = np.empty((n, top_k), np.int64)
@@ -83,34 +56,33 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
         block = max(1, _WALKS_PER_BLOCK // num_walks)
         neighbourhood_kernel(graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item,
                              graph.type_cum, seeds, ban_ptr, ban_items, num_walks, walk_length,
-                             float(restart_prob), top_k, np.uint64(int(seed) % 2**64), threads, block,
-                             counts, cand, votes, out_item, out_cnt, out_ctx)
+                             float(restart_prob), top_k, np.uint64(int(seed) % 2**64),
+                             threads, block, out_item, out_cnt, out_ctx)
     return VisitRanking(out_item, out_cnt, out_ctx)
 
 
 def pinsage_neighbourhoods(walk_graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
                            restart_prob: float, top_k: int, seed: int, exclude=None,
-                           exclude_csr=None, scratch: Scratch | None = None) -> Neighbourhoods:
+                           exclude_csr=None) -> Neighbourhoods:
     """Top-k items by visit count of `num_walks` walks of `walk_length`
     item->context->item steps from each seed; weights are the kept visit
     counts normalised to sum 1 (an unreachable seed gets an all-zero row)."""
     r = ranked_visits(walk_graph, seeds, num_walks=num_walks, walk_length=walk_length,
                       restart_prob=restart_prob, top_k=top_k, seed=seed, exclude=exclude,
-                      exclude_csr=exclude_csr, scratch=scratch)
+                      exclude_csr=exclude_csr)
     return Neighbourhoods(r.items, _normalise(r.counts))
 
 
 def multisage_neighbourhoods(walk_graph: WalkGraph, seeds, *, num_walks: int,
                              walk_length: int, restart_prob: float = 0.1, top_k: int = 20,
-                             seed: int, exclude=None, exclude_csr=None,
-                             scratch: Scratch | None = None) -> Neighbourhoods:
+                             seed: int, exclude=None, exclude_csr=None) -> Neighbourhoods:
     """As pinsage_neighbourhoods, plus each (ego, neighbour)'s dominant
     context node: the streaming-majority winner among the contexts the walks
     passed through on arriving at that neighbour (MultiSage Algorithm 2;
     defaults restart 0.1, s = 20 neighbours)."""
     r = ranked_visits(walk_graph, seeds, num_walks=num_walks, walk_length=walk_length,
                       restart_prob=restart_prob, top_k=top_k, seed=seed, exclude=exclude,
-                      exclude_csr=exclude_csr, track_context=True, scratch=scratch)
+                      exclude_csr=exclude_csr, track_context=True)
     ctx_type, ctx_id = walk_graph.context_of(r.context)
     return Neighbourhoods(r.items, _normalise(r.counts), ctx_type, ctx_id)
 

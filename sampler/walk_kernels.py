@@ -5,9 +5,8 @@ seeds advance in lockstep, one hop per gather pass (four passes per step), so
 the loads of different walks overlap.  Each walk's RNG is keyed by (seed,
 start node, walk number): results do not depend on blocks or threads.
 
-Visit counting uses per-thread counters over all items that are zero between
-seeds: only the entries a seed touched are reset (no O(num_items) clear).
-Banned items (the seed itself, the other side of a training pair) are marked
+Visit counting uses a small per-thread hash table sized to one seed's visits;
+only the slots a seed used are reset.  Banned items (the seed itself, the other side of a training pair) are marked
 with a large negative count so they can never enter the top K.
 """
 
@@ -16,6 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sampler.prefetch import prefetch
 from sampler.rng import advance, below, unit, walk_state
 
 BANNED = -(1 << 30)
@@ -69,20 +69,28 @@ def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, lengt
                 a, d = _pick_slot(item_ptr, type_cum, c, unit(s))
                 s = advance(s)
             state[i] = s
-            pos[i] = a + below(s, d) if d > 0 else -1
+            p = a + below(s, d) if d > 0 else -1
+            pos[i] = p
+            if p >= 0:
+                prefetch(item_ctx, p)  # each pass prefetches what the next one loads
         for i in range(n):  # pass 2: the context node
             p = pos[i]
-            ctx[i] = np.int64(item_ctx[p]) if p >= 0 else -1
+            g = np.int64(item_ctx[p]) if p >= 0 else -1
+            ctx[i] = g
+            if g >= 0:
+                prefetch(ctx_ptr, g)
         for i in range(n):  # pass 3: context -> a position among its items
             g = ctx[i]
             s = advance(state[i])
             state[i] = s
+            p = -1
             if g >= 0:
                 a = ctx_ptr[g]
                 d = ctx_ptr[g + 1] - a
-                pos[i] = a + below(s, d) if d > 0 else -1
-            else:
-                pos[i] = -1
+                if d > 0:
+                    p = a + below(s, d)
+                    prefetch(ctx_item, p)
+            pos[i] = p
         for i in range(n):  # pass 4: the item reached; then maybe restart
             p = pos[i]
             s = advance(state[i])
@@ -91,6 +99,7 @@ def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, lengt
                 nxt = np.int64(ctx_item[p])
                 trace[i, step] = nxt
                 cur[i] = origin[i] if unit(s) < restart_prob else nxt
+                prefetch(item_ptr, cur[i] * type_cum.shape[0])
             else:
                 trace[i, step] = -1
                 cur[i] = origin[i]
@@ -155,74 +164,93 @@ def _heap_drain(h_item, h_cnt, size, out_item, out_cnt):
 
 
 @numba.njit(nogil=True, cache=True)
-def _count_seed(trace, trace_ctx, row0, rows, seed_node, bans, counts, cand, votes,
-                touched, h_item, h_cnt, top_k, out_item, out_cnt, out_ctx):
+def _slot(keys, shift, item):
+    """The slot of `item` in an open-addressing table (linear probing): where
+    it is, or the empty (-1) slot where it goes."""
+    mask = keys.shape[0] - 1
+    h = np.int64((np.uint64(item) * np.uint64(0x9E3779B97F4A7C15)) >> shift)
+    while keys[h] != item and keys[h] != -1:
+        h = (h + 1) & mask
+    return h
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_seed(trace, trace_ctx, row0, rows, seed_node, bans, table, shift, used,
+                h_item, h_cnt, top_k, out_item, out_cnt, out_ctx):
     """Visit counts of one seed's walks -> its top_k items (best first), their
     counts and (if out_ctx has columns) each one's majority context.
-    Leaves counts/votes zero wherever it touched them."""
+
+    Counts live in a small per-thread hash table (rows: key, count, majority
+    candidate, votes) sized to the seed's visits, so it stays in L1/L2 where
+    a counter array over all items would miss cache on every visit and cost
+    O(num_items) memory per thread.  Only the slots used are reset."""
+    keys, counts, cand, votes = table[0], table[1], table[2], table[3]
     track = out_ctx.shape[0] > 0
-    nt = 0
-    counts[seed_node] = BANNED
-    touched[nt] = seed_node
-    nt += 1
-    for b in bans:
-        if counts[b] == 0:
-            touched[nt] = b
-            nt += 1
-        counts[b] = BANNED
+    nu = 0
+    for k in range(bans.shape[0] + 1):
+        b = seed_node if k == 0 else bans[k - 1]
+        h = _slot(keys, shift, b)
+        if keys[h] == -1:
+            keys[h] = b
+            used[nu] = h
+            nu += 1
+        counts[h] = BANNED
     for r in range(row0, row0 + rows):
         for s in range(trace.shape[1]):
             v = trace[r, s]
             if v < 0:
                 continue
-            c = counts[v]
-            if c == 0:
-                touched[nt] = v
-                nt += 1
-            counts[v] = c + 1
+            h = _slot(keys, shift, v)
+            used[nu] = h
+            nu += keys[h] == -1
+            keys[h] = v
+            c = counts[h]
+            counts[h] = c + 1
             if track and c >= 0:  # streaming majority vote (Boyer-Moore)
                 g = trace_ctx[r, s]
-                if votes[v] == 0:
-                    cand[v] = g
-                    votes[v] = 1
-                elif cand[v] == g:
-                    votes[v] += 1
+                if votes[h] == 0:
+                    cand[h] = g
+                    votes[h] = 1
+                elif cand[h] == g:
+                    votes[h] += 1
                 else:
-                    votes[v] -= 1
+                    votes[h] -= 1
     size = 0
-    for q in range(nt):
-        v = touched[q]
-        if counts[v] > 0:
-            size = _heap_push(h_item, h_cnt, size, top_k, v, np.int64(counts[v]))
+    for q in range(nu):
+        h = used[q]
+        if counts[h] > 0:
+            size = _heap_push(h_item, h_cnt, size, top_k, keys[h], counts[h])
     _heap_drain(h_item, h_cnt, size, out_item, out_cnt)
     for q in range(size, top_k):
         out_item[q] = -1
         out_cnt[q] = 0
     if track:
         for q in range(top_k):
-            out_ctx[q] = cand[out_item[q]] if q < size else -1
-    for q in range(nt):
-        v = touched[q]
-        counts[v] = 0
-        if track:
-            votes[v] = 0
+            out_ctx[q] = cand[_slot(keys, shift, out_item[q])] if q < size else -1
+    for q in range(nu):
+        h = used[q]
+        keys[h] = -1
+        counts[h] = 0
+        votes[h] = 0
 
 
 @numba.njit(nogil=True, cache=True, parallel=True)
 def neighbourhood_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, seeds, ban_ptr,
                          ban_items, num_walks, walk_length, restart_prob, top_k, seed,
-                         threads, block_seeds, counts, cand, votes,
-                         out_item, out_cnt, out_ctx):
+                         threads, block_seeds, out_item, out_cnt, out_ctx):
     """Top-k visited items of `num_walks` walks of `walk_length` steps from
-    each seed.  counts/cand/votes: per-thread scratch [threads, num_items],
-    zero on entry and on exit.  out_ctx [n, top_k] or [n, 0] (no context)."""
+    each seed.  out_ctx [n, top_k], or [n, 0] for no majority context."""
     n = seeds.shape[0]
     num_blocks = (n + block_seeds - 1) // block_seeds
     threads = max(1, min(threads, num_blocks))
-    track = out_ctx.shape[1] > 0
     max_ban = 0
     for j in range(n):
         max_ban = max(max_ban, ban_ptr[j + 1] - ban_ptr[j])
+    visits = num_walks * walk_length + max_ban + 1
+    bits = 4
+    while (1 << bits) < 2 * visits:  # load factor <= 1/2: short probes
+        bits += 1
+    shift = np.uint64(64 - bits)
     for t in numba.prange(threads):
         width = block_seeds * num_walks
         cur = np.empty(width, np.int64)
@@ -231,8 +259,10 @@ def neighbourhood_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, seeds,
         ctx = np.empty(width, np.int64)
         state = np.empty(width, np.uint64)
         trace = np.empty((width, walk_length), np.int64)
-        trace_ctx = np.empty((width, walk_length if track else 0), np.int64)
-        touched = np.empty(1 + max_ban + num_walks * walk_length, np.int64)
+        trace_ctx = np.empty((width, walk_length if out_ctx.shape[1] > 0 else 0), np.int64)
+        table = np.zeros((4, 1 << bits), np.int64)
+        table[0, :] = -1
+        used = np.empty(visits + 1, np.int64)
         h_item = np.empty(top_k, np.int64)
         h_cnt = np.empty(top_k, np.int64)
         for b in range(t, num_blocks, threads):
@@ -249,7 +279,6 @@ def neighbourhood_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, seeds,
                        state, trace, trace_ctx)
             for j in range(lo, hi):
                 _count_seed(trace, trace_ctx, (j - lo) * num_walks, num_walks, seeds[j],
-                            ban_items[ban_ptr[j]:ban_ptr[j + 1]], counts[t], cand[t],
-                            votes[t], touched, h_item, h_cnt, top_k, out_item[j],
-                            out_cnt[j], out_ctx[j])
+                            ban_items[ban_ptr[j]:ban_ptr[j + 1]], table, shift, used,
+                            h_item, h_cnt, top_k, out_item[j], out_cnt[j], out_ctx[j])
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sampler.prefetch import prefetch
 from sampler.rng import advance, below, walk_state
 
 OK = 0
@@ -38,7 +39,10 @@ def _walk_block(indptr, indices, starts, lo, hi, length, seed, out, cur, pos, st
             d = indptr[cur[i] + 1] - a
             s = advance(state[i])
             state[i] = s
-            pos[i] = a + below(s, d) if d > 0 else -1
+            p = a + below(s, d) if d > 0 else -1
+            pos[i] = p
+            if p >= 0:
+                prefetch(indices, p)  # pass 2's load starts now
         # Pass 2: every walk's indices gather, again independent of each other.
         for i in range(n):
             p = pos[i]
@@ -48,6 +52,7 @@ def _walk_block(indptr, indices, starts, lo, hi, length, seed, out, cur, pos, st
                     status = BAD_NEIGHBOR
                     nxt = cur[i]
                 cur[i] = nxt
+                prefetch(indptr, nxt)  # the next step's pass 1 load
             out[lo + i, step] = cur[i]
     return status
 

@@ -21,7 +21,7 @@ from sagewalk.config.schema import to_dict
 from sagewalk.errors import ConfigError
 from sampler import compgraph, negatives, pairs
 from sampler.graph import WalkGraph
-from sampler.neighbourhoods import Scratch, multisage_neighbourhoods, pinsage_neighbourhoods
+from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods
 from sampler.records import ComputationGraph, Neighbourhoods
 from worker.batch import MiniBatch
 from worker.ticket import Ticket
@@ -40,7 +40,6 @@ class BatchBuilder:
         self.store, self.cfg, self.model = store, sampler_cfg, model
         self.graph = WalkGraph.from_store(store, sampler_cfg.item_type,
                                           dict(sampler_cfg.context_weights))
-        self.scratch = Scratch(self.graph.num_items)
         self.pairs = self._training_pairs()
         self._degrees = None
         self._order_cache: tuple[int, np.ndarray] | None = None
@@ -127,7 +126,7 @@ class BatchBuilder:
             full_catalogue=c.hard_negative_full_catalogue, num_walks=c.hard_negative_walks,
             walk_length=c.hard_negative_walk_length,
             restart_prob=c.hard_negative_restart_prob,
-            seed=ticket.seed ^ 0x7A3D, scratch=self.scratch)
+            seed=ticket.seed ^ 0x7A3D)
 
     def _sampler(self, seed: int):
         c = self.cfg
@@ -136,13 +135,13 @@ class BatchBuilder:
                 return multisage_neighbourhoods(
                     self.graph, nodes, num_walks=c.num_walks, walk_length=c.walk_length,
                     restart_prob=c.multisage_restart_prob, top_k=c.multisage_num_neighbors,
-                    seed=seed, exclude_csr=(ptr, items), scratch=self.scratch)
+                    seed=seed, exclude_csr=(ptr, items))
         else:
             def sample(nodes, ptr, items):
                 return pinsage_neighbourhoods(
                     self.graph, nodes, num_walks=c.num_walks, walk_length=c.walk_length,
                     restart_prob=c.restart_prob, top_k=c.num_neighbors, seed=seed,
-                    exclude_csr=(ptr, items), scratch=self.scratch)
+                    exclude_csr=(ptr, items))
         return sample
 
     def _context_count(self) -> int:
