@@ -22,8 +22,10 @@ class WorkerConfig:
                            "size per producer.", check=positive)
     heartbeat_s: float = setting(0.5, "Seconds between heartbeats in each direction.",
                                  check=positive)
-    liveness_s: float = setting(3.0, "A peer silent this long is declared dead and its "
-                                "tickets are reissued.", check=positive)
+    liveness_s: float = setting(2.5, "A peer silent this long is declared dead and its "
+                                "tickets are reissued; checked every heartbeat_s/2 at most, "
+                                "so the default notices a hung producer within 3 s.",
+                                check=positive)
     threads_per_producer: int = setting(1, "Numba/BLAS threads in each producer process.",
                                         check=positive)
     max_message_bytes: int = setting(1 << 30, "Largest message the trainer accepts.",

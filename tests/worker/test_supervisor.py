@@ -90,8 +90,11 @@ def test_kill_9_producer_is_restarted_and_epoch_is_exact(tmp_path):
 
 
 def test_sigstop_is_detected_reissued_and_rejoins_without_duplicates(tmp_path):
-    config = make_config(tmp_path)
-    plan = EpochPlan(1, num_batches=lambda e: 200, base_seed=2)
+    from sagewalk.config.worker import WorkerConfig
+    defaults = WorkerConfig()  # the shipped liveness settings must notice a hang within 3 s
+    config = make_config(tmp_path, heartbeat_s=defaults.heartbeat_s,
+                         liveness_s=defaults.liveness_s)
+    plan = EpochPlan(1, num_batches=lambda e: 300, base_seed=2)
     with BatchStream(config.worker, digest=SyntheticBuilder.digest, plan=plan) as stream:
         running = Running(config)
         victim = running.wait_alive(2)[f"{running.sup.name_prefix}-1"]
@@ -103,7 +106,7 @@ def test_sigstop_is_detected_reissued_and_rejoins_without_duplicates(tmp_path):
                 stopped["at"] = time.monotonic()
             if "at" in stopped and "gap_at" not in stopped and stream.summary()["gaps"]:
                 stopped["gap_at"] = time.monotonic()
-            if n == 180:
+            if n == 250:
                 os.kill(victim, signal.SIGCONT)
         try:
             exactly_once(stream, plan, chaos)
@@ -117,7 +120,7 @@ def test_sigstop_is_detected_reissued_and_rejoins_without_duplicates(tmp_path):
         summary = stream.summary()
     assert summary["gaps"] >= 1
     assert stopped["gap_at"] - stopped["at"] < 3.0
-    assert summary["batches_accepted"] == 200
+    assert summary["batches_accepted"] == 300
 
 
 def test_scale_live_over_the_control_socket(tmp_path):
