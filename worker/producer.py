@@ -109,6 +109,7 @@ class Producer:
         self._stopping = threading.Event()
         self._in_flight: list = []  # (MessageTracker, frames): frames stay alive until sent
         self._next_hello = self._next_beat = 0.0
+        self._failed = False
         self.sent = 0
 
     def stop(self) -> None:
@@ -139,13 +140,14 @@ class Producer:
                         wake_rx.recv()
                 self._send_built()
                 self._periodic(time.monotonic())
-            self._drain()
+            if not self._failed:
+                self._drain()
         finally:
             self._todo.put(None)
             self.sock.close()
             wake_rx.close()
             ctx.term()
-        return 0
+        return 1 if self._failed else 0
 
     # -- from the trainer ------------------------------------------------------
     def _receive_all(self) -> None:
@@ -257,8 +259,6 @@ class Producer:
 
     def _drain(self) -> None:
         """Finish the batch being built, send it, hand back the rest, say bye."""
-        if getattr(self, "_failed", False):
-            raise SystemExit(1)
         returned = []
         while True:
             try:
