@@ -10,6 +10,7 @@ Everything happens inside a StoreWriter: a failure leaves nothing behind.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def ingest(spec: IngestSpec, out_dir: str | Path, options: BuildOptions, *,
             edge_specs[name], edge_report[name] = write_edge_type(
                 writer.root, edef, source, counts, options)
             edge_report[name]["rows_read"] = rows[name]
+            shutil.rmtree(writer.scratch() / name)  # disk back before the next edge type
             log.info("edge type %s: %s", name, edge_report[name])
         features, attributes, node_report = write_node_data(writer.root, inputs, mappers,
                                                             counts, options)
