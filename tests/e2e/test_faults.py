@@ -298,3 +298,18 @@ def test_remote_producers_join_over_tcp_with_curve_keys(daemons):
     assert sorted(keys_seen) == [(0, b) for b in range(builder.num_batches(0))]
     sampler.send_signal(signal.SIGTERM)
     assert sampler.wait(30) == 0, daemons.text()[-3000:]
+
+
+def test_up_exits_with_the_trainers_error_and_stops_the_sampler(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[graphstore]\npath = "{tmp_path}/missing"\n[worker]\n'
+                      f'trainer_endpoint = "ipc://{tmp_path}/t.sock"\n'
+                      f'control_endpoint = "ipc://{tmp_path}/c.sock"\n'
+                      '[monitoring]\ntrainer_port = 0\nsampler_port = 0\n')
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    up = subprocess.Popen([sys.executable, "-m", "sagewalk", "up", "--config", str(config)],
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = up.communicate(timeout=60)
+    assert up.returncode == 2, out.decode()[-2000:]
+    assert b"no such store directory" in out
+    assert not descendants(up.pid)
