@@ -58,3 +58,8 @@ def assert_batches_equal(a: MiniBatch, b: MiniBatch) -> None:
 def make_builder(config) -> SyntheticBuilder:
     """Producer builder factory ("synthetic:make_builder") for supervisor tests."""
     return SyntheticBuilder(config, delay_s=0.02)
+
+
+def make_big_builder(config) -> SyntheticBuilder:
+    """1 MiB batches (4096 x 64 float32 features), for memory-bound tests."""
+    return SyntheticBuilder(config, targets=2048, dim=64)

@@ -181,3 +181,37 @@ def test_producers_serve_metrics_and_are_listed_for_prometheus(tmp_path):
     finally:
         assert running.stop() == 0
     assert targets() == []
+
+
+def _rss_bytes(pid: int) -> int:
+    from pathlib import Path
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_stalled_trainer_keeps_producer_memory_bounded(tmp_path):
+    config = make_config(tmp_path, producers=1, credits=4)
+    plan = EpochPlan(1, num_batches=lambda e: 10_000)
+    with BatchStream(config.worker, digest=SyntheticBuilder.digest, plan=plan,
+                     prefetch=2) as stream:
+        sup = Supervisor(config, builder="synthetic:make_big_builder")
+        thread = threading.Thread(target=sup.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while stream.summary()["batches_accepted"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pid = next(iter(sup.status()["pids"].values()))
+            time.sleep(1.0)  # nobody trains: the first credits' worth is all that moves
+            before, issued = _rss_bytes(pid), stream.summary()["tickets_issued"]
+            time.sleep(2.0)
+            after = _rss_bytes(pid)
+            summary = stream.summary()
+        finally:
+            sup.request_stop()
+            thread.join(30)
+    assert issued == summary["tickets_issued"] <= 2 + 4  # prefetch + credits, then nothing
+    assert summary["batches_accepted"] <= 2 + 4
+    assert after - before < 4 << 20, f"producer grew {after - before} bytes while stalled"
