@@ -28,8 +28,10 @@ class WorkerConfig:
                                 check=positive)
     threads_per_producer: int = setting(1, "Numba/BLAS threads in each producer process.",
                                         check=positive)
-    max_message_bytes: int = setting(1 << 30, "Largest message the trainer accepts.",
-                                     check=positive)
+    max_message_bytes: int = setting(256 << 20, "Largest batch message the trainer accepts "
+                                     "(a PinSage batch of 512 pairs with 100k 384-d float16 "
+                                     "input rows is ~80 MB); larger ones are rejected as "
+                                     "'oversize'.", check=positive)
     restart_budget: int = setting(10, "Producer restarts allowed per 10 minutes before the "
                                   "supervisor gives up.", check=positive)
     curve_keys_dir: str = setting("", "Directory with CURVE keys (`sagewalk keys generate`); "
