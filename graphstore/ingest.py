@@ -122,9 +122,22 @@ def collect_ids(spec: IngestSpec, inputs, kinds, options: BuildOptions) -> dict:
         requests = [ColumnRequest(c, kinds[t]) for t, c in cols]
         for chunk in read_chunks(source, requests, options.chunk_rows):
             for node_type, column in cols:
+                _check_not_empty(chunk.columns[column], chunk, source, column)
                 collectors[node_type].add(chunk.columns[column])
     inputs.collect_implicit(collectors)
     return {t: c.finish() for t, c in collectors.items()}
+
+
+def _check_not_empty(values, chunk, source: TableSource, column) -> None:
+    """An empty string is not an id (text files read ids as strings)."""
+    if isinstance(values, np.ndarray):
+        return
+    import pyarrow.compute as pc
+    empty = pc.equal(pc.binary_length(values), 0)
+    if pc.any(empty).as_py():
+        row = chunk.first_row + int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
+        raise IngestError(f"{where(source, row)}: column {column!r}: empty id; every row "
+                          "needs both endpoints")
 
 
 def write_scratch_edges(spec: IngestSpec, mappers, scratch: Path,

@@ -71,8 +71,12 @@ def column_names(source: TableSource) -> list[str]:
             first = next(csv.reader(handle, delimiter=source.delimiter), [])
         return first if source.header else [str(i) for i in range(len(first))]
     if source.format == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
-        return list(pq.ParquetFile(source.path).schema_arrow.names)
+        try:
+            return list(pq.ParquetFile(source.path).schema_arrow.names)
+        except (pa.ArrowException, OSError) as err:
+            raise IngestError(f"{source.path}: not a readable Parquet file: {err}") from None
     array = _load_npy(source.path)
     if array.dtype.names:
         return list(array.dtype.names)
@@ -170,12 +174,13 @@ def _csv_error(source, bad, err, ncols) -> IngestError:
 
 def _parquet_batches(source: TableSource, kinds: dict[str, str], chunk_rows: int):
     names = list(kinds)
+    import pyarrow as pa
     import pyarrow.parquet as pq
     try:
         parquet = pq.ParquetFile(source.path)
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=names):
             yield {n: batch.column(n) for n in names}
-    except OSError as err:
+    except (pa.ArrowException, OSError) as err:
         raise IngestError(f"{source.path}: not a readable Parquet file: {err}") from None
 
 

@@ -42,6 +42,9 @@ def _numpy_to_kind(source, values: np.ndarray, kind: str, name: str, first_row: 
         if values.dtype.kind in "iuf":
             return values.astype(np.float64, copy=False)
         _raise_at(source, name, first_row, kind, f"{values.dtype} values")
+    if kind == "str" and values.dtype.kind not in "iuUS":
+        _raise_at(source, name, first_row, "int", f"{values.dtype} values (ids in a .npy "
+                  "must be integers)")
     array = pa.array(values)
     return array.cast(pa.large_string()) if kind == "str" else array
 

@@ -167,3 +167,17 @@ def test_sigterm_mid_build_leaves_nothing(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and b"interrupted" in err
     assert list(out.iterdir()) == []
+
+
+def test_empty_id_float_npy_ids_and_bad_parquet(tmp_path, capsys):
+    import numpy as np
+    err = bad_ingest(tmp_path, capsys, *simple(tmp_path, "e.csv", "a,b\n1,x\n,y\n"))
+    assert "e.csv:3: column 0: empty id" in err
+    np.save(tmp_path / "f.npy", np.array([[1.5, 2.0]]))
+    err = bad_ingest(tmp_path, capsys, "--edges", str(tmp_path / "f.npy"), "--src-type", "a",
+                     "--dst-type", "b")
+    assert "f.npy: row 0: column '0': expected an integer, found float64 values" in err
+    err = bad_ingest(tmp_path, capsys, *simple(tmp_path, "g.parquet", "not parquet"))
+    assert "g.parquet: not a readable Parquet file" in err
+    err = bad_ingest(tmp_path, capsys, *simple(tmp_path, "w.tsv", "a\tb\tw\n1\t2\tinf\n"))
+    assert "w.tsv:2: weight must be a finite number, found inf" in err
