@@ -172,8 +172,30 @@ def _require(table, keys, where) -> None:
             raise IngestError(f"{where}: missing required key {key!r}")
 
 
+_COLUMN = (str, int)
+_TYPES = {"name": str, "file": str, "src_type": str, "dst_type": str, "type": str,
+          "src": _COLUMN, "dst": _COLUMN, "weight": _COLUMN, "id": _COLUMN, "format": str,
+          "delimiter": str, "header": bool, "standardize": bool, "ids": str,
+          "numeric": list, "text": list, "attributes": list, "multi_hot": dict}
+_EXPECTED = {str: "a string", bool: "true or false", list: "a list of column names",
+             dict: "a table of column = separator", _COLUMN: "a column name or position"}
+
+
+def _check_types(t: dict, where: str) -> None:
+    for key, value in t.items():
+        want = _TYPES[key]
+        ok = isinstance(value, want) and not (want is _COLUMN and isinstance(value, bool))
+        if ok and want is list:
+            ok = all(isinstance(v, str) for v in value)
+        if ok and want is dict:
+            ok = all(isinstance(v, str) and v for v in value.values())
+        if not ok:
+            raise IngestError(f"{where}.{key}: expected {_EXPECTED[want]}, got {value!r}")
+
+
 def _edge(t, base, where) -> EdgeFileSpec:
     _only(t, set(EdgeFileSpec.__dataclass_fields__), where)
+    _check_types(t, where)
     _require(t, ("file", "src_type", "dst_type"), where)
     t = {"name": f"{t['src_type']}-{t['dst_type']}", **t}
     return EdgeFileSpec(**{**t, "file": base / t["file"]})
@@ -181,6 +203,7 @@ def _edge(t, base, where) -> EdgeFileSpec:
 
 def _node(t, base, where) -> NodeFileSpec:
     _only(t, set(NodeFileSpec.__dataclass_fields__), where)
+    _check_types(t, where)
     _require(t, ("type", "file"), where)
     tuples = {k: tuple(t[k]) for k in ("numeric", "text", "attributes") if k in t}
     return NodeFileSpec(**{**t, **tuples, "file": base / t["file"]})
@@ -188,6 +211,7 @@ def _node(t, base, where) -> NodeFileSpec:
 
 def _array(t, base, where) -> ArrayFileSpec:
     _only(t, set(ArrayFileSpec.__dataclass_fields__), where)
+    _check_types(t, where)
     _require(t, ("type", "file"), where)
     ids = base / t["ids"] if t.get("ids") else None
     return ArrayFileSpec(t["type"], base / t["file"], ids)

@@ -181,3 +181,17 @@ def test_empty_id_float_npy_ids_and_bad_parquet(tmp_path, capsys):
     assert "g.parquet: not a readable Parquet file" in err
     err = bad_ingest(tmp_path, capsys, *simple(tmp_path, "w.tsv", "a\tb\tw\n1\t2\tinf\n"))
     assert "w.tsv:2: weight must be a finite number, found inf" in err
+
+
+def test_spec_value_of_the_wrong_type(tmp_path, capsys):
+    err = bad_ingest(tmp_path, capsys, *write_spec(tmp_path, """
+[[edges]]
+file = "e.tsv"
+src_type = "movie"
+dst_type = "user"
+[[nodes]]
+type = "movie"
+file = "e.tsv"
+multi_hot = "genres"
+"""))
+    assert "nodes[0].multi_hot: expected a table of column = separator, got 'genres'" in err
