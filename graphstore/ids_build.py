@@ -161,8 +161,8 @@ class StrMapper:
         dense = np.where(self.hashes[pos] == hashes, pos, -1) if len(self) else \
             np.full(hashes.size, -1)
         hit = np.flatnonzero(dense >= 0)
-        same = pc.equal(strings.take(hit), self.strings.take(dense[hit])).to_numpy(
-            zero_copy_only=False)
+        queries = strings if hit.size == len(strings) else strings.take(hit)
+        same = pc.equal(queries, self.strings.take(dense[hit])).to_numpy(zero_copy_only=False)
         if not same.all():
             i = hit[np.flatnonzero(~same)[0]]
             raise IngestError(f"{self.node_type} ids {strings[int(i)].as_py()!r} and "
