@@ -9,7 +9,7 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "synth", help="Stream a synthetic bipartite item-user edge list of any size.",
-        description="Items belong to planted communities (item i -> community i %% C); users "
+        description="Items belong to planted communities (item i -> community i % C); users "
         "prefer their home community; item and user degrees follow power laws. Writes the "
         "edges (TSV with header 'item<TAB>user', or an [N, 2] .npy) and the ground-truth "
         "communities (TSV 'item<TAB>community').")
