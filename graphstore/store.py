@@ -57,6 +57,8 @@ class Store:
         for entry in iter_entries(self.manifest):
             open_array(self.path, entry)  # size check of every file, cheap (no reads)
         self._csr: dict[tuple[str, bool], CSR] = {}
+        self._features: dict[str, np.ndarray | None] = {}
+        self._ids: dict[str, IdMap] = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, nodes={self.node_types}, edges={list(self.edge_types)})"
@@ -88,8 +90,11 @@ class Store:
 
     def features(self, node_type: str) -> np.ndarray | None:
         self._check_node_type(node_type)
-        entry = self.manifest.get("features", {}).get(node_type)
-        return None if entry is None else open_array(self.path, entry["array"])
+        if node_type not in self._features:  # one mapping per process, not per call
+            entry = self.manifest.get("features", {}).get(node_type)
+            self._features[node_type] = None if entry is None else open_array(
+                self.path, entry["array"])
+        return self._features[node_type]
 
     def feature_columns(self, node_type: str) -> list[dict[str, Any]]:
         """Which feature columns occupy which slice of features(node_type)."""
@@ -98,7 +103,10 @@ class Store:
 
     def ids(self, node_type: str) -> IdMap:
         self._check_node_type(node_type)
-        return open_idmap(self.path, node_type, self.manifest["node_types"][node_type]["ids"])
+        if node_type not in self._ids:
+            self._ids[node_type] = open_idmap(self.path, node_type,
+                                              self.manifest["node_types"][node_type]["ids"])
+        return self._ids[node_type]
 
     def attribute_names(self, node_type: str) -> list[str]:
         self._check_node_type(node_type)
