@@ -60,6 +60,11 @@ class Store:
         self._features: dict[str, np.ndarray | None] = {}
         self._ids: dict[str, IdMap] = {}
 
+    def __reduce__(self):
+        # Sent to another process (spawn, multiprocessing): reopen by path there
+        # instead of pickling the mapped arrays' contents.
+        return (open_store, (str(self.path),))
+
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, nodes={self.node_types}, edges={list(self.edge_types)})"
 

@@ -121,3 +121,11 @@ def test_build_error_leaves_nothing(tmp_path):
 def test_index_dtype_is_narrowest_safe():
     assert index_dtype(65536) == np.uint16 and index_dtype(65537) == np.uint32
     assert index_dtype(1 << 32) == np.uint32 and index_dtype((1 << 32) + 1) == np.int64
+
+
+def test_pickles_as_a_path(store):
+    import pickle
+    data = pickle.dumps(store)
+    assert len(data) < 500
+    again = pickle.loads(data)
+    assert again.digest == store.digest and again.csr("rates").indices.tolist() == [0, 0, 3, 1]
