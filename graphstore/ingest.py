@@ -37,11 +37,14 @@ def ingest(spec: IngestSpec, out_dir: str | Path, options: BuildOptions, *,
     edge_defs = _edge_defs(spec)
     inputs = FeatureInputs.from_spec(spec)
     kinds = decide_kinds(spec, inputs, options)
+    elapsed = lambda: f"{time.perf_counter() - started:.1f} s"  # noqa: E731
     with StoreWriter(out_dir, overwrite=overwrite) as writer:
+        log.info("pass 1: collecting ids (%s id kinds: %s)", len(kinds), kinds)
         mappers = collect_ids(spec, inputs, kinds, options)
         counts = {t: len(m) for t, m in mappers.items()}
-        log.info("dense ids assigned: %s", counts)
+        log.info("dense ids assigned after %s: %s; pass 2: mapping edges", elapsed(), counts)
         rows = write_scratch_edges(spec, mappers, writer.scratch(), options)
+        log.info("%s edge rows mapped after %s; sorting", sum(rows.values()), elapsed())
         edge_specs, edge_report = {}, {}
         for name, edef in edge_defs.items():
             source = scratch_source(writer.scratch(), edef, counts, options.chunk_rows)
@@ -49,7 +52,7 @@ def ingest(spec: IngestSpec, out_dir: str | Path, options: BuildOptions, *,
                 writer.root, edef, source, counts, options)
             edge_report[name]["rows_read"] = rows[name]
             shutil.rmtree(writer.scratch() / name)  # disk back before the next edge type
-            log.info("edge type %s: %s", name, edge_report[name])
+            log.info("edge type %s built after %s: %s", name, elapsed(), edge_report[name])
         features, attributes, node_report = write_node_data(writer.root, inputs, mappers,
                                                             counts, options)
         report = {"edge_types": edge_report, "node_types": node_report,
