@@ -138,7 +138,9 @@ def _csv_batches(source: TableSource, kinds: dict[str, str], chunk_rows: int):
     arrow = {"int": pa.int64(), "float": pa.float64()}
     read = pcsv.ReadOptions(use_threads=False, block_size=max(1 << 16, chunk_rows * 2),
                             column_names=None if source.header else header_names)
-    parse = pcsv.ParseOptions(delimiter=source.delimiter, invalid_row_handler=on_invalid)
+    # TSV has no quoting convention: a title like '"Cats" (1998)' is literal text.
+    parse = pcsv.ParseOptions(delimiter=source.delimiter, invalid_row_handler=on_invalid,
+                              quote_char=False if source.format == "tsv" else '"')
     convert = pcsv.ConvertOptions(
         include_columns=list(kinds), strings_can_be_null=False,
         column_types={n: arrow.get(k, pa.string()) for n, k in kinds.items()})

@@ -200,3 +200,12 @@ def test_peak_memory_does_not_grow_with_edges(tmp_path):
     # Measured: +9 MiB with this budget; +23 MiB when the budget (1 GiB) lets
     # the sort buffer grow with the edges.
     assert peaks[1] - peaks[0] < 16 << 20, peaks
+
+
+def test_tsv_quotes_are_text_csv_quotes_are_quoting(tmp_path):
+    (tmp_path / "e.tsv").write_text('item\tuser\n"Cats" (1998)\tu1\nHeat, The\tu1\n')
+    (tmp_path / "e.csv").write_text('item,user\n"Heat, The",u1\n')
+    store, _ = ingest(simple_spec(tmp_path / "e.tsv", "item", "user"), tmp_path / "t", OPTIONS)
+    assert sorted(store.ids("item").to_external([0, 1])) == ['"Cats" (1998)', "Heat, The"]
+    store, _ = ingest(simple_spec(tmp_path / "e.csv", "item", "user"), tmp_path / "c", OPTIONS)
+    assert store.ids("item").to_external([0]) == ["Heat, The"]
