@@ -107,9 +107,10 @@ def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, lengt
                 trace_ctx[i, step] = ctx[i] if p >= 0 else -1
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, inline="always")
 def _heap_worse(ci, ii, cj, ij):
-    """Is (count ci, item ii) ranked below (cj, ij)?  More visits first, then lower id."""
+    """Is (count ci, order ii) ranked below (cj, ij)?  More visits first, then
+    the item visited first."""
     return ci < cj or (ci == cj and ii > ij)
 
 
@@ -163,7 +164,7 @@ def _heap_drain(h_item, h_cnt, size, out_item, out_cnt):
             _sift_down(h_item, h_cnt, last, 0, h_item[last], h_cnt[last])
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, inline="always")
 def _slot(keys, shift, item):
     """The slot of `item` in an open-addressing table (linear probing): where
     it is, or the empty (-1) slot where it goes."""
@@ -215,18 +216,26 @@ def _count_seed(trace, trace_ctx, row0, rows, seed_node, bans, table, shift, use
                     votes[h] += 1
                 else:
                     votes[h] -= 1
+    # Rank by (count, first-visit order): used[] holds slots in first-visit
+    # order, so a tie never displaces a kept item and most candidates are
+    # rejected by one comparison with the heap's root.
     size = 0
     for q in range(nu):
-        h = used[q]
-        if counts[h] > 0:
-            size = _heap_push(h_item, h_cnt, size, top_k, keys[h], counts[h])
+        c = counts[used[q]]
+        if c <= 0 or (size == top_k and _heap_worse(c, q, h_cnt[0], h_item[0])):
+            continue
+        size = _heap_push(h_item, h_cnt, size, top_k, q, c)
     _heap_drain(h_item, h_cnt, size, out_item, out_cnt)
+    for q in range(size):
+        h = used[out_item[q]]
+        out_item[q] = keys[h]
+        if track:
+            out_ctx[q] = cand[h]
     for q in range(size, top_k):
         out_item[q] = -1
         out_cnt[q] = 0
-    if track:
-        for q in range(top_k):
-            out_ctx[q] = cand[_slot(keys, shift, out_item[q])] if q < size else -1
+        if track:
+            out_ctx[q] = -1
     for q in range(nu):
         h = used[q]
         keys[h] = -1

@@ -106,13 +106,14 @@ def graph_walk(g, origin, walk, length, restart, seed):
 
 def neighbourhood(g, seed_node, num_walks, length, restart, top_k, seed, bans=()):
     """(items, counts, majority contexts) best first, as the kernel ranks them."""
-    counts, cand, votes = Counter(), {}, Counter()
+    counts, cand, votes, order = Counter(), {}, Counter(), []
     banned = {int(seed_node), *map(int, bans)}
     for w in range(num_walks):
         items, ctxs = graph_walk(g, int(seed_node), w, length, restart, seed)
         for v, c in zip(items, ctxs):
             if v < 0 or v in banned:
                 continue
+            order.append(v)
             counts[v] += 1
             if votes[v] == 0:
                 cand[v], votes[v] = c, 1
@@ -120,7 +121,8 @@ def neighbourhood(g, seed_node, num_walks, length, restart, top_k, seed, bans=()
                 votes[v] += 1
             else:
                 votes[v] -= 1
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
+    first = {v: i for i, v in reversed(list(enumerate(order)))}
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], first[kv[0]]))[:top_k]
     return ([v for v, _ in ranked], [c for _, c in ranked], [cand[v] for v, _ in ranked])
 
 
