@@ -82,7 +82,8 @@ def plain_walks(args, out: dict) -> None:
         indptr, indices, starts, args.length, 7, interleave=False), max(1, args.repeats // 2)))
     out["walk_at_a_time_steps_per_s_1core"] = round(steps / best)
     out["ratio_vs_walk_at_a_time_1core"] = round(out["walk_steps_per_s_1core"] * best / steps, 2)
-    out["graph"] = f"{args.nodes} nodes, {int(indptr[-1])} edges; {args.walks} walks x {args.length}"
+    out["graph"] = (f"{args.nodes} nodes, {int(indptr[-1])} edges; "
+                    f"{args.walks} walks x {args.length}")
     if args.pecanpy_python:
         pecanpy(args, indptr, indices, starts, out)
 
@@ -176,7 +177,8 @@ def out_of_core(args, out: dict) -> None:
     out["ooc_steps_per_s"] = round(steps / elapsed)
     out["ooc_graph_bytes"] = graph_bytes
     out["ooc_page_cache_share_bytes"] = share
-    out["ooc_graph"] = f"{nodes} nodes, {edges} edges on disk; {starts.shape[0]} walks x {args.length}"
+    out["ooc_graph"] = (f"{nodes} nodes, {edges} edges on disk; "
+                        f"{starts.shape[0]} walks x {args.length}")
 
 
 def _write_csr(root: Path, indptr, indices) -> list[Path]:

@@ -6,8 +6,9 @@ the loads of different walks overlap.  Each walk's RNG is keyed by (seed,
 start node, walk number): results do not depend on blocks or threads.
 
 Visit counting uses a small per-thread hash table sized to one seed's visits;
-only the slots a seed used are reset.  Banned items (the seed itself, the other side of a training pair) are marked
-with a large negative count so they can never enter the top K.
+only the slots a seed used are reset.  Banned items (the seed itself, the
+other side of a training pair) get a large negative count so they can never
+enter the top K.
 """
 
 from __future__ import annotations
