@@ -40,9 +40,17 @@ class BatchBuilder:
         self.store, self.cfg, self.model = store, sampler_cfg, model
         self.graph = WalkGraph.from_store(store, sampler_cfg.item_type,
                                           dict(sampler_cfg.context_weights))
-        self.pairs = self._training_pairs()
+        self._pairs: pairs.TrainingPairs | None = None
         self._degrees = None
         self._order_cache: tuple[int, np.ndarray] | None = None
+
+    @property
+    def pairs(self) -> pairs.TrainingPairs:
+        """The training and validation pairs, made on first use (inference and
+        serving never need them)."""
+        if self._pairs is None:
+            self._pairs = self._training_pairs()
+        return self._pairs
 
     # -- the contract --------------------------------------------------------
     @property
