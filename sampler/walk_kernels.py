@@ -56,56 +56,84 @@ def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, lengt
                restart_prob, cur, pos, ctx, state, trace, trace_ctx):
     """Advance walks 0..n-1 (already started at cur == origin) for `length`
     steps.  trace[i, s] = item reached at step s (-1: dead end, walk restarts),
-    trace_ctx[i, s] = global context id passed through (if trace_ctx has columns)."""
-    single = type_cum.shape[0] == 1
-    track = trace_ctx.shape[1] > 0
+    trace_ctx[i, s] = global context id passed through (if trace_ctx has columns).
+    Each pass prefetches what the next one loads."""
     for step in range(length):
-        for i in range(n):  # pass 1: item -> a position among its contexts
-            c = cur[i]
-            s = advance(state[i])
-            if single:
-                a = item_ptr[c]
-                d = item_ptr[c + 1] - a
-            else:
-                a, d = _pick_slot(item_ptr, type_cum, c, unit(s))
-                s = advance(s)
-            state[i] = s
-            p = a + below(s, d) if d > 0 else -1
-            pos[i] = p
-            if p >= 0:
-                prefetch(item_ctx, p)  # each pass prefetches what the next one loads
-        for i in range(n):  # pass 2: the context node
-            p = pos[i]
-            g = np.int64(item_ctx[p]) if p >= 0 else -1
-            ctx[i] = g
-            if g >= 0:
-                prefetch(ctx_ptr, g)
-        for i in range(n):  # pass 3: context -> a position among its items
-            g = ctx[i]
-            s = advance(state[i])
-            state[i] = s
-            p = -1
-            if g >= 0:
-                a = ctx_ptr[g]
-                d = ctx_ptr[g + 1] - a
-                if d > 0:
-                    p = a + below(s, d)
-                    prefetch(ctx_item, p)
-            pos[i] = p
-        for i in range(n):  # pass 4: the item reached; then maybe restart
-            p = pos[i]
-            s = advance(state[i])
-            state[i] = s
-            if p >= 0:
-                nxt = np.int64(ctx_item[p])
-                trace[i, step] = nxt
-                cur[i] = origin[i] if unit(s) < restart_prob else nxt
-                prefetch(item_ptr, cur[i] * type_cum.shape[0])
-            else:
-                trace[i, step] = -1
-                cur[i] = origin[i]
-            if track:
-                trace_ctx[i, step] = ctx[i] if p >= 0 else -1
+        _to_context_positions(item_ptr, item_ctx, type_cum, n, cur, pos, state)
+        _read_contexts(item_ctx, ctx_ptr, n, pos, ctx)
+        _to_item_positions(ctx_ptr, ctx_item, n, ctx, pos, state)
+        _arrive(item_ptr, ctx_item, type_cum.shape[0], origin, n, step, restart_prob, ctx,
+                pos, state, cur, trace, trace_ctx)
+
+
+@numba.njit(nogil=True, cache=True)
+def _to_context_positions(item_ptr, item_ctx, type_cum, n, cur, pos, state):
+    """Pass 1: each walk's item -> a position among its contexts (-1: none)."""
+    single = type_cum.shape[0] == 1
+    for i in range(n):
+        c = cur[i]
+        s = advance(state[i])
+        if single:
+            a = item_ptr[c]
+            d = item_ptr[c + 1] - a
+        else:
+            a, d = _pick_slot(item_ptr, type_cum, c, unit(s))
+            s = advance(s)
+        state[i] = s
+        p = a + below(s, d) if d > 0 else -1
+        pos[i] = p
+        if p >= 0:
+            prefetch(item_ctx, p)
+
+
+@numba.njit(nogil=True, cache=True)
+def _read_contexts(item_ctx, ctx_ptr, n, pos, ctx):
+    """Pass 2: the context node at each position."""
+    for i in range(n):
+        p = pos[i]
+        g = np.int64(item_ctx[p]) if p >= 0 else -1
+        ctx[i] = g
+        if g >= 0:
+            prefetch(ctx_ptr, g)
+
+
+@numba.njit(nogil=True, cache=True)
+def _to_item_positions(ctx_ptr, ctx_item, n, ctx, pos, state):
+    """Pass 3: each context -> a position among its items (-1: none)."""
+    for i in range(n):
+        g = ctx[i]
+        s = advance(state[i])
+        state[i] = s
+        p = -1
+        if g >= 0:
+            a = ctx_ptr[g]
+            d = ctx_ptr[g + 1] - a
+            if d > 0:
+                p = a + below(s, d)
+                prefetch(ctx_item, p)
+        pos[i] = p
+
+
+@numba.njit(nogil=True, cache=True)
+def _arrive(item_ptr, ctx_item, num_slots, origin, n, step, restart_prob, ctx, pos, state,
+            cur, trace, trace_ctx):
+    """Pass 4: record the item reached, then restart with restart_prob (a
+    dead end restarts always)."""
+    track = trace_ctx.shape[1] > 0
+    for i in range(n):
+        p = pos[i]
+        s = advance(state[i])
+        state[i] = s
+        if p >= 0:
+            nxt = np.int64(ctx_item[p])
+            trace[i, step] = nxt
+            cur[i] = origin[i] if unit(s) < restart_prob else nxt
+            prefetch(item_ptr, cur[i] * num_slots)
+        else:
+            trace[i, step] = -1
+            cur[i] = origin[i]
+        if track:
+            trace_ctx[i, step] = ctx[i] if p >= 0 else -1
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -186,8 +214,20 @@ def _count_seed(trace, trace_ctx, row0, rows, seed_node, bans, table, shift, use
     candidate, votes) sized to the seed's visits, so it stays in L1/L2 where
     a counter array over all items would miss cache on every visit and cost
     O(num_items) memory per thread.  Only the slots used are reset."""
+    nu = _tally(trace, trace_ctx, row0, rows, seed_node, bans, table, shift, used,
+                out_ctx.shape[0] > 0)
+    _select(table, used, nu, h_item, h_cnt, top_k, out_item, out_cnt, out_ctx)
+    for q in range(nu):
+        h = used[q]
+        table[0, h] = -1
+        table[1, h] = 0
+        table[3, h] = 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _tally(trace, trace_ctx, row0, rows, seed_node, bans, table, shift, used, track):
+    """Count the seed's visits; used[:nu] = slots in first-visit order (bans first)."""
     keys, counts, cand, votes = table[0], table[1], table[2], table[3]
-    track = out_ctx.shape[0] > 0
     nu = 0
     for k in range(bans.shape[0] + 1):
         b = seed_node if k == 0 else bans[k - 1]
@@ -203,6 +243,8 @@ def _count_seed(trace, trace_ctx, row0, rows, seed_node, bans, table, shift, use
             if v < 0:
                 continue
             h = _slot(keys, shift, v)
+            # Branch-free append: a mispredicted branch per visit would stop the
+            # core running ahead to the next visits.
             used[nu] = h
             nu += keys[h] == -1
             keys[h] = v
@@ -217,31 +259,31 @@ def _count_seed(trace, trace_ctx, row0, rows, seed_node, bans, table, shift, use
                     votes[h] += 1
                 else:
                     votes[h] -= 1
-    # Rank by (count, first-visit order): used[] holds slots in first-visit
-    # order, so a tie never displaces a kept item and most candidates are
-    # rejected by one comparison with the heap's root.
+    return nu
+
+
+@numba.njit(nogil=True, cache=True)
+def _select(table, used, nu, h_item, h_cnt, top_k, out_item, out_cnt, out_ctx):
+    """Top k by (count, first-visit order).  used[] is in first-visit order, so
+    a tie never displaces a kept item and one comparison with the heap's root
+    rejects most candidates."""
+    track = out_ctx.shape[0] > 0
     size = 0
     for q in range(nu):
-        c = counts[used[q]]
+        c = table[1, used[q]]
         if c <= 0 or (size == top_k and _heap_worse(c, q, h_cnt[0], h_item[0])):
             continue
         size = _heap_push(h_item, h_cnt, size, top_k, q, c)
     _heap_drain(h_item, h_cnt, size, out_item, out_cnt)
-    for q in range(size):
-        h = used[out_item[q]]
-        out_item[q] = keys[h]
+    for q in range(top_k):
+        h = used[out_item[q]] if q < size else -1
+        if q >= size:
+            out_item[q] = -1
+            out_cnt[q] = 0
+        else:
+            out_item[q] = table[0, h]
         if track:
-            out_ctx[q] = cand[h]
-    for q in range(size, top_k):
-        out_item[q] = -1
-        out_cnt[q] = 0
-        if track:
-            out_ctx[q] = -1
-    for q in range(nu):
-        h = used[q]
-        keys[h] = -1
-        counts[h] = 0
-        votes[h] = 0
+            out_ctx[q] = table[2, h] if q < size else -1
 
 
 @numba.njit(nogil=True, cache=True, parallel=True)
