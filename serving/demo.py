@@ -70,8 +70,8 @@ embedding_dim = 64
 id_embedding_buckets = {items}
 epochs = 1000
 batches_per_epoch = 300
-lr = 0.003
-warmup_steps = 50
+lr = 0.01
+warmup_steps = 100
 run_dir = "{out}/run"
 checkpoint_every_s = 60.0
 validate_every = 300
@@ -152,14 +152,10 @@ def train(plan: DemoPlan, config_path: Path) -> dict:
     from sagewalk.config import load
     config = load(config_path)
     logs = plan.out / "logs"
-    up = subprocess.Popen([sys.executable, "-m", "sagewalk", "up", "--config", str(config_path)],
-                          stdout=open(logs / "up.log", "w"), stderr=subprocess.STDOUT,
-                          start_new_session=True)
+    up = _daemon(["up", "--config", str(config_path)], logs / "up.log")
     dash = None
     if plan.dashboard:
-        dash = subprocess.Popen([sys.executable, "-m", "sagewalk", "dashboard", "--config",
-                                 str(config_path)], stdout=open(logs / "dashboard.log", "w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        dash = _daemon(["dashboard", "--config", str(config_path)], logs / "dashboard.log")
         mon = config.monitoring
         say(f"      dashboard: http://{mon.host}:{mon.dashboard_port}/   "
             f"trainer metrics: http://{mon.host}:{mon.trainer_port}/metrics")
@@ -177,6 +173,14 @@ def train(plan: DemoPlan, config_path: Path) -> dict:
                         f"{logs / 'up.log'}")
     summary = run_dir / "run_summary.json"
     return json.loads(summary.read_text()) if summary.exists() else {}
+
+
+def _daemon(argv: list[str], log_path: Path) -> subprocess.Popen:
+    # Own session: a Ctrl-C at the demo reaches the daemons only through _stop's
+    # SIGTERM, so they checkpoint instead of dying mid-step.
+    with open(log_path, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "sagewalk", *argv], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _wait_budget(proc: subprocess.Popen, seconds: float, run_dir: Path) -> None:
