@@ -6,6 +6,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from graphstore import build_from_arrays
 from sagewalk.config import load
@@ -179,3 +181,41 @@ def test_store_without_features_sends_zero_width_features(tmp_path):
                                                        rng.integers(0, 9, 200))})
     mb = BatchBuilder(s, _cfg()).build(Ticket(0, 0, 1, 0))
     assert mb.features.shape == (mb.graph.input_nodes.size, 0)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_items=st.integers(3, 40), n_users=st.integers(1, 8), m=st.integers(2, 120),
+       layers=st.integers(1, 3), k=st.integers(1, 5), batch=st.integers(1, 9),
+       hard=st.integers(0, 3), model=st.sampled_from(["pinsage", "multisage"]),
+       seed=st.integers(0, 2**31))
+def test_invariants_on_random_graphs(tmp_path_factory, n_items, n_users, m, layers, k, batch,
+                                     hard, model, seed):
+    rng = np.random.default_rng(seed)
+    s = build_from_arrays(tmp_path_factory.mktemp("h") / "s",
+                          edges={"r": ("item", "user", rng.integers(0, n_items, m),
+                                       rng.integers(0, n_users, m))},
+                          node_counts={"item": n_items, "user": n_users})
+    cfg = _cfg(f"sampler.num_layers={layers}", f"sampler.num_neighbors={k}",
+               f"sampler.multisage_num_neighbors={k}", f"sampler.batch_size={batch}",
+               "sampler.validation_fraction=0.0")
+    try:
+        b = BatchBuilder(s, cfg, model=model)
+        b.pairs
+    except ConfigError:
+        event("no training pairs")
+        return  # no two items share a user: nothing to train on, said clearly
+    mb = b.build(Ticket(0, b.num_batches(0) - 1, seed, hard))
+    g = mb.graph
+    assert len(g.node_sets) == layers + 1
+    for j, block in enumerate(g.blocks):
+        src, dst = g.node_sets[j], g.node_sets[j + 1]
+        np.testing.assert_array_equal(src[:dst.size], dst)
+        assert block.neighbor_index.min(initial=0) >= 0
+        assert block.neighbor_index.max(initial=0) < max(src.size, 1)
+        w = block.neighbor_weight.sum(axis=1)
+        assert np.all((np.abs(w - 1) < 1e-5) | (w == 0))
+        ids = np.where(block.neighbor_weight > 0, src[block.neighbor_index], -1)
+        assert not (ids == dst[:, None]).any()  # no node is its own neighbour
+    t = g.targets
+    assert (t[mb.queries] != t[mb.positives]).all()
+    assert mb.hard_negatives.shape == (mb.size, hard)
