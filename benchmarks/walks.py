@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sampler.graph import Slot, WalkGraph  # noqa: E402
 from sampler.neighbourhoods import pinsage_neighbourhoods  # noqa: E402
-from sampler.walks import random_walks  # noqa: E402
+from sampler.walks import paged_random_walks, random_walks  # noqa: E402
 
 
 def random_csr(num_nodes: int, num_edges: int, seed: int, num_cols: int | None = None):
@@ -183,23 +183,40 @@ def out_of_core(args, out: dict) -> None:
         graph_bytes = sum(p.stat().st_size for p in paths)
         _drop(paths)
         per_round = max(1, share // 4096 // (2 * args.length))  # ~2 new pages per step
+        tiny = np.zeros(2, np.int64), np.zeros(0, np.uint32)
+        for a in tiny:
+            a.flags.writeable = False  # compile for read-only arrays, as memmaps are
+        for walk in (random_walks, paged_random_walks):
+            walk(*tiny, np.zeros(1, np.int64), args.length, 0)
         starts = np.random.default_rng(8).integers(0, nodes, args.ooc_walks)
-        t = time.perf_counter()
-        for lo in range(0, starts.shape[0], per_round):
-            indptr = np.memmap(paths[0], np.int64, "r")
-            indices = np.memmap(paths[1], np.uint32, "r")
-            for m in (indptr, indices):
-                m._mmap.madvise(__import__("mmap").MADV_RANDOM)  # no readahead: share is small
-            random_walks(indptr, indices, starts[lo:lo + per_round], args.length, 9)
-            del indptr, indices
-            _drop(paths)
-        elapsed = time.perf_counter() - t
-    steps = starts.shape[0] * args.length
-    out["ooc_steps_per_s"] = round(steps / elapsed)
+        steps = starts.shape[0] * args.length
+        for key, walk in (("ooc_steps_per_s", random_walks),
+                          ("ooc_paged_steps_per_s", paged_random_walks)):
+            elapsed = _rounds(paths, starts, per_round, args.length, walk)
+            out[key] = round(steps / elapsed)
     out["ooc_graph_bytes"] = graph_bytes
     out["ooc_page_cache_share_bytes"] = share
     out["ooc_graph"] = (f"{nodes} nodes, {edges} edges on disk; "
                         f"{starts.shape[0]} walks x {args.length}")
+
+
+def _rounds(paths, starts, per_round: int, length: int, walk) -> float:
+    """Seconds to walk from every start, a round of `per_round` walks at a
+    time, the graph's pages dropped from the cache after each round."""
+    import mmap
+    t = time.perf_counter()
+    for lo in range(0, starts.shape[0], per_round):
+        indptr = np.memmap(paths[0], np.int64, "r")
+        indices = np.memmap(paths[1], np.uint32, "r")
+        for m in (indptr, indices):
+            m._mmap.madvise(mmap.MADV_RANDOM)  # no readahead: the share is small
+        if walk is paged_random_walks:
+            walk(indptr, indices, starts[lo:lo + per_round], length, 9, block=per_round)
+        else:
+            walk(indptr, indices, starts[lo:lo + per_round], length, 9)
+        del indptr, indices
+        _drop(paths)
+    return time.perf_counter() - t
 
 
 def _write_csr(root: Path, indptr, indices) -> list[Path]:

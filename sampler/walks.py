@@ -139,3 +139,87 @@ def random_walks(indptr, indices, starts, length: int, seed: int, *,
         raise ValueError(f"indices holds a node id outside [0, {indptr.shape[0] - 1}); "
                          "the CSR is corrupt: rebuild the store")
     return out
+
+
+# -- graphs bigger than memory -------------------------------------------------
+
+@numba.njit(nogil=True, cache=True)
+def _start(starts, lo, seed, cur, state, out):
+    for i in range(cur.shape[0]):
+        cur[i] = starts[lo + i]
+        state[i] = walk_state(seed, 0, lo + i)
+        out[lo + i, 0] = cur[i]
+
+
+@numba.njit(nogil=True, cache=True)
+def _positions(indptr, cur, state, pos):
+    """Pass 1 of a step, alone (the caller pages in what pass 2 reads)."""
+    for i in range(cur.shape[0]):
+        a = indptr[cur[i]]
+        d = indptr[cur[i] + 1] - a
+        s = advance(state[i])
+        state[i] = s
+        pos[i] = a + below(s, d) if d > 0 else -1
+
+
+@numba.njit(nogil=True, cache=True)
+def _gather(indices, num_nodes, lo, step, pos, cur, out):
+    bad = False
+    for i in range(cur.shape[0]):
+        p = pos[i]
+        if p >= 0:
+            nxt = np.int64(indices[p])
+            if nxt < 0 or nxt >= num_nodes:
+                bad = True
+                nxt = cur[i]
+            cur[i] = nxt
+        out[lo + i, step] = cur[i]
+    return bad
+
+
+def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
+                       block: int = 4096) -> np.ndarray:
+    """`random_walks` for a CSR memory-mapped from a disk it does not fit in
+    the cache of.  A page fault blocks its thread, so one walk after another
+    waits for the disk one read at a time.  Here each gather pass first asks
+    the kernel for every page the pass will touch (madvise WILLNEED, which
+    starts the reads without waiting), so the disk sees many reads at once.
+    Same walks as random_walks (same per-walk RNG)."""
+    starts = _check(indptr, indices, starts, length)
+    seed = np.uint64(int(seed) % 2**64)
+    n, num_nodes = starts.shape[0], indptr.shape[0] - 1
+    out = np.empty((n, length + 1), np.int64)
+    for lo in range(0, n, block):
+        m = min(block, n - lo)
+        cur, pos, state = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.uint64)
+        _start(starts, lo, seed, cur, state, out)
+        for step in range(1, length + 1):
+            will_need(indptr, cur, cur + 1)
+            _positions(indptr, cur, state, pos)
+            will_need(indices, pos[pos >= 0])
+            if _gather(indices, num_nodes, lo, step, pos, cur, out):
+                raise ValueError(f"indices holds a node id outside [0, {num_nodes}); "
+                                 "the CSR is corrupt: rebuild the store")
+    return out
+
+
+def will_need(array, *index_arrays) -> int:
+    """Ask the kernel to start reading the pages of array[i] for every given
+    index (contiguous runs coalesced into one call).  A no-op unless `array` is
+    a np.memmap.  Returns the number of madvise calls made."""
+    import mmap
+    mm = getattr(array, "_mmap", None)
+    if mm is None or not index_arrays:
+        return 0
+    base = array.ctypes.data - np.frombuffer(mm, np.uint8).ctypes.data  # offset in the map
+    offsets = np.concatenate([np.asarray(ix, np.int64) for ix in index_arrays])
+    pages = np.unique((base + offsets * array.itemsize) // mmap.PAGESIZE)
+    if pages.size == 0:
+        return 0
+    breaks = np.flatnonzero(np.diff(pages) != 1) + 1
+    calls = 0
+    for run in np.split(pages, breaks):
+        mm.madvise(mmap.MADV_WILLNEED, int(run[0]) * mmap.PAGESIZE,
+                   int(run.size) * mmap.PAGESIZE)
+        calls += 1
+    return calls

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sampler.walks import random_walks
+from sampler.walks import paged_random_walks, random_walks, will_need
 from tests.sampler.reference import chi2_pvalue, csr, plain_walk
 
 
@@ -86,3 +86,24 @@ def test_random_graphs_match_replay(n, m, length, seed, data):
     got = random_walks(indptr, indices, starts, length, seed=seed, block=4)
     ref = [plain_walk(indptr, indices, s, length, seed % 2**64, w) for w, s in enumerate(starts)]
     np.testing.assert_array_equal(got, np.array(ref).reshape(got.shape))
+
+
+def test_paged_walks_on_memmapped_files_equal_in_memory_walks(tmp_path):
+    indptr, indices = _graph(n=500, m=4000, seed=7)
+    indptr.tofile(tmp_path / "indptr.bin")
+    indices.tofile(tmp_path / "indices.bin")
+    mp = np.memmap(tmp_path / "indptr.bin", np.int64, "r")
+    mi = np.memmap(tmp_path / "indices.bin", indices.dtype, "r")
+    starts = np.random.default_rng(3).integers(0, 499, 300)
+    expected = random_walks(indptr, indices, starts, 6, seed=4)
+    np.testing.assert_array_equal(paged_random_walks(mp, mi, starts, 6, seed=4, block=64),
+                                  expected)
+    np.testing.assert_array_equal(paged_random_walks(indptr, indices, starts, 6, seed=4),
+                                  expected)  # plain arrays: no madvise, same walks
+
+
+def test_will_need_coalesces_pages(tmp_path):
+    np.zeros(5 * 4096, np.uint8).tofile(tmp_path / "a.bin")
+    a = np.memmap(tmp_path / "a.bin", np.uint8, "r")
+    assert will_need(a, np.array([0, 10, 4096, 4097, 3 * 4096])) == 2  # pages 0-1, 3
+    assert will_need(np.zeros(10), np.array([1])) == 0
