@@ -67,7 +67,7 @@ class BatchBuilder:
 
     def build(self, ticket: Ticket) -> MiniBatch:
         q, p = self._batch_pairs(ticket)
-        rng = np.random.default_rng([ticket.seed, 0xEA5E])
+        rng = np.random.default_rng([ticket.seed % 2**64, 0xEA5E])
         easy = negatives.easy_negatives(self.graph.num_items, self.cfg.easy_negatives, rng,
                                         self.cfg.negative_distribution, self._item_degrees())
         hard = self._hard_negatives(q, p, ticket)
