@@ -20,6 +20,8 @@ from sampler.prefetch import prefetch
 from sampler.rng import advance, below, unit, walk_state
 
 BANNED = -(1 << 30)
+OK = 0
+BAD_ID = 1  # a context or item id outside the graph: the store's CSR is corrupt
 
 
 @numba.njit(nogil=True, cache=True)
@@ -57,13 +59,16 @@ def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, lengt
     """Advance walks 0..n-1 (already started at cur == origin) for `length`
     steps.  trace[i, s] = item reached at step s (-1: dead end, walk restarts),
     trace_ctx[i, s] = global context id passed through (if trace_ctx has columns).
-    Each pass prefetches what the next one loads."""
+    Each pass prefetches what the next one loads.  Returns True if an id was
+    out of range (a corrupt graph; the walk stays put instead of reading it)."""
+    bad = False
     for step in range(length):
         _to_context_positions(item_ptr, item_ctx, type_cum, n, cur, pos, state)
-        _read_contexts(item_ctx, ctx_ptr, n, pos, ctx)
+        bad |= _read_contexts(item_ctx, ctx_ptr, n, pos, ctx)
         _to_item_positions(ctx_ptr, ctx_item, n, ctx, pos, state)
-        _arrive(item_ptr, ctx_item, type_cum.shape[0], origin, n, step, restart_prob, ctx,
-                pos, state, cur, trace, trace_ctx)
+        bad |= _arrive(item_ptr, ctx_item, type_cum.shape[0], origin, n, step, restart_prob,
+                       ctx, pos, state, cur, trace, trace_ctx)
+    return bad
 
 
 @numba.njit(nogil=True, cache=True)
@@ -89,12 +94,18 @@ def _to_context_positions(item_ptr, item_ctx, type_cum, n, cur, pos, state):
 @numba.njit(nogil=True, cache=True)
 def _read_contexts(item_ctx, ctx_ptr, n, pos, ctx):
     """Pass 2: the context node at each position."""
+    num_ctx = ctx_ptr.shape[0] - 1
+    bad = False
     for i in range(n):
         p = pos[i]
         g = np.int64(item_ctx[p]) if p >= 0 else -1
+        if g >= num_ctx:
+            bad = True
+            g = -1
         ctx[i] = g
         if g >= 0:
             prefetch(ctx_ptr, g)
+    return bad
 
 
 @numba.njit(nogil=True, cache=True)
@@ -120,12 +131,19 @@ def _arrive(item_ptr, ctx_item, num_slots, origin, n, step, restart_prob, ctx, p
     """Pass 4: record the item reached, then restart with restart_prob (a
     dead end restarts always)."""
     track = trace_ctx.shape[1] > 0
+    num_items = (item_ptr.shape[0] - 1) // num_slots
+    bad = False
     for i in range(n):
         p = pos[i]
         s = advance(state[i])
         state[i] = s
+        nxt = np.int64(ctx_item[p]) if p >= 0 else -1
+        if nxt >= num_items:
+            bad = True
+            nxt = -1
+        if nxt < 0:
+            p = -1
         if p >= 0:
-            nxt = np.int64(ctx_item[p])
             trace[i, step] = nxt
             cur[i] = origin[i] if unit(s) < restart_prob else nxt
             prefetch(item_ptr, cur[i] * num_slots)
@@ -134,6 +152,7 @@ def _arrive(item_ptr, ctx_item, num_slots, origin, n, step, restart_prob, ctx, p
             cur[i] = origin[i]
         if track:
             trace_ctx[i, step] = ctx[i] if p >= 0 else -1
+    return bad
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -291,7 +310,8 @@ def neighbourhood_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, seeds,
                          ban_items, num_walks, walk_length, restart_prob, top_k, seed,
                          threads, block_seeds, out_item, out_cnt, out_ctx):
     """Top-k visited items of `num_walks` walks of `walk_length` steps from
-    each seed.  out_ctx [n, top_k], or [n, 0] for no majority context."""
+    each seed.  out_ctx [n, top_k], or [n, 0] for no majority context.
+    Returns OK, or BAD_ID if the graph arrays hold an id out of range."""
     n = seeds.shape[0]
     num_blocks = (n + block_seeds - 1) // block_seeds
     threads = max(1, min(threads, num_blocks))
@@ -303,6 +323,7 @@ def neighbourhood_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, seeds,
     while (1 << bits) < 2 * visits:  # load factor <= 1/2: short probes
         bits += 1
     shift = np.uint64(64 - bits)
+    status = np.zeros(threads, np.int64)
     for t in numba.prange(threads):
         width = block_seeds * num_walks
         cur = np.empty(width, np.int64)
@@ -326,11 +347,12 @@ def neighbourhood_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, seeds,
                     origin[i] = seeds[j]
                     cur[i] = seeds[j]
                     state[i] = walk_state(seed, seeds[j], w)
-            walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin,
-                       (hi - lo) * num_walks, walk_length, restart_prob, cur, pos, ctx,
-                       state, trace, trace_ctx)
+            if walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin,
+                          (hi - lo) * num_walks, walk_length, restart_prob, cur, pos, ctx,
+                          state, trace, trace_ctx):
+                status[t] = BAD_ID
             for j in range(lo, hi):
                 _count_seed(trace, trace_ctx, (j - lo) * num_walks, num_walks, seeds[j],
                             ban_items[ban_ptr[j]:ban_ptr[j + 1]], table, shift, used,
                             h_item, h_cnt, top_k, out_item[j], out_cnt[j], out_ctx[j])
-    return 0
+    return status.max()

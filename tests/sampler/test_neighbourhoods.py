@@ -177,3 +177,13 @@ def test_random_inputs_match_replay(seed, walks, length, top_k, restart, graph_s
     g = two_slot_graph(graph_seed) if graph_seed % 2 else random_graph(seed=graph_seed)
     _check_against_reference(g, np.arange(0, g.num_items, 3), num_walks=walks,
                              walk_length=length, restart_prob=restart, top_k=top_k, seed=seed)
+
+
+def test_corrupt_graph_is_reported_not_read_out_of_bounds(graph):
+    from dataclasses import replace
+    bad = replace(graph, ctx_item=np.full_like(graph.ctx_item, graph.num_items + 5))
+    with pytest.raises(ValueError, match="CSR arrays are corrupt"):
+        pinsage_neighbourhoods(bad, [0, 1], **ARGS)
+    bad = replace(graph, item_ctx=np.full_like(graph.item_ctx, 10_000))
+    with pytest.raises(ValueError, match="CSR arrays are corrupt"):
+        pinsage_neighbourhoods(bad, [0, 1], **ARGS)
