@@ -30,12 +30,33 @@ CURSOR_VERSION = 1
 @dataclass(frozen=True)
 class EpochPlan:
     """What to train: `epochs` epochs (numbered 0..epochs-1) of
-    `num_batches(epoch)` batches with `hard_negatives(epoch)` per example."""
+    `num_batches(epoch)` batches with `hard_negatives(epoch)` per example.
+
+    With several trainer ranks each rank's plan holds the batches
+    b % world_size == rank of every epoch (`batches(epoch)`); a ticket depends
+    on (base_seed, epoch, batch) only, so the ranks' tickets together are
+    exactly the one-process epoch, each once."""
 
     epochs: int
     num_batches: Callable[[int], int]
     hard_negatives: Callable[[int], int] = lambda epoch: 0
     base_seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self):
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"EpochPlan: rank {self.rank} is not in 0..world_size-1 "
+                             f"(world_size {self.world_size})")
+
+    def batches(self, epoch: int) -> range:
+        """This rank's batch indices of `epoch`."""
+        return range(self.rank, int(self.num_batches(epoch)), self.world_size)
+
+    def steps(self, epoch: int) -> int:
+        """Steps every rank takes in `epoch`: its largest share, ⌈batches/N⌉
+        (rank 0's); a rank with one batch fewer idles in lockstep once."""
+        return -(-int(self.num_batches(epoch)) // self.world_size)
 
     def ticket(self, epoch: int, batch: int) -> Ticket:
         # SeedSequence mixes the three numbers so neighbouring tickets get
@@ -120,7 +141,7 @@ class Ledger:
         with self._lock:
             self._done.setdefault(ticket.epoch, set()).add(ticket.batch)
             while (self._first_epoch < self.plan.epochs and len(self._done.get(
-                    self._first_epoch, ())) >= self.plan.num_batches(self._first_epoch)):
+                    self._first_epoch, ())) >= len(self.plan.batches(self._first_epoch))):
                 self._done.pop(self._first_epoch, None)
                 self._first_epoch += 1
 
@@ -144,7 +165,7 @@ class Ledger:
 
     def _fresh_keys(self) -> Iterator[tuple[int, int]]:
         for epoch in range(self._first_epoch, self.plan.epochs):
-            for batch in range(self.plan.num_batches(epoch)):
+            for batch in self.plan.batches(epoch):
                 if not self._is_done((epoch, batch)):
                     yield (epoch, batch)
 
@@ -158,6 +179,13 @@ class Ledger:
                 self._done[int(epoch)] = {b for lo, hi in ranges for b in range(lo, hi)}
         except (KeyError, TypeError, ValueError) as err:
             raise CursorError(f"malformed epoch cursor {cursor!r}: {err}") from err
+        world, rank = self.plan.world_size, self.plan.rank
+        foreign = [(e, b) for e, done in self._done.items() for b in done if b % world != rank]
+        if foreign:
+            raise CursorError(
+                f"epoch cursor holds batch {foreign[0]} (epoch, batch), which is not rank "
+                f"{rank}'s of {world} (batch % {world} != {rank}): it was saved by another "
+                "rank or world size; restore each rank's own cursor with the same world size")
 
 
 def _ranges(sorted_batches: list[int]) -> list[list[int]]:

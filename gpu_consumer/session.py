@@ -27,12 +27,16 @@ from gpu_consumer.train import Trainer, resolve_device
 from gpu_consumer.validate import ValidationSet, hit_rate
 from monitoring import hook
 from sagewalk.config import to_dict
+from sagewalk.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 
+
+class CheckpointMismatch(SagewalkError):
+    """A checkpoint that this run cannot resume (another world size)."""
+
 STATE_VERSION = 1
 BUSY_WINDOW_S = 30.0
-_RANK_SEED_STRIDE = 1_000_003
 
 
 class TrainingSession:
@@ -42,11 +46,11 @@ class TrainingSession:
         self.run_dir = self.cfg.run_dir
         self.device = resolve_device(self.cfg.device, self.rank.local_rank)
         self.num_items = store.node_types[config.sampler.item_type]
-        # Ranks draw different batches (own seeds) and split an epoch's batch
-        # count between them, so W ranks take the same number of steps each.
-        self.plan = EpochPlan(self.cfg.epochs, num_batches=self.batches_in,
-                              hard_negatives=self.hard_negatives,
-                              base_seed=config.sampler.seed + _RANK_SEED_STRIDE * self.rank.rank)
+        # Rank r trains batches b % N == r of each epoch; tickets do not depend
+        # on the rank, so the ranks together train the one-process epoch.
+        self.plan = EpochPlan(self.cfg.epochs, num_batches=self.epoch_batches,
+                              hard_negatives=self.hard_negatives, base_seed=config.sampler.seed,
+                              rank=self.rank.rank, world_size=self.rank.world_size)
         model = build_model(self.cfg, store, config.sampler)
         self.trainer = Trainer(model, self.cfg, total_steps=self.total_steps(),
                                device=self.device)
@@ -63,24 +67,42 @@ class TrainingSession:
         self.stream = None
 
     # -- the plan ----------------------------------------------------------------
+    def epoch_batches(self, epoch: int) -> int:
+        """Batches in `epoch`, all ranks together."""
+        return self.cfg.batches_per_epoch or int(self.builder.num_batches(epoch))
+
     def batches_in(self, epoch: int) -> int:
-        total = self.cfg.batches_per_epoch or int(self.builder.num_batches(epoch))
-        return -(-total // self.rank.world_size)
+        """This rank's batches in `epoch`."""
+        return len(self.plan.batches(epoch))
+
+    def planned_steps(self) -> int:
+        """Steps of the whole plan, the same on every rank (see EpochPlan.steps)."""
+        return sum(self.plan.steps(e) for e in range(self.cfg.epochs))
 
     def hard_negatives(self, epoch: int) -> int:
         return hard_negatives_for(epoch, self.cfg.hard_negative_schedule)
 
     def total_steps(self) -> int:
-        total = sum(self.batches_in(e) for e in range(self.cfg.epochs))
+        total = self.planned_steps()
         return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
 
     # -- checkpoints ---------------------------------------------------------------
-    def state(self) -> dict:
+    def rank_state(self) -> dict:
+        """What each rank resumes from: its own epoch cursor and counts (plain data)."""
+        return {"rank": self.rank.rank,
+                "cursor": self.stream.state_dict() if self.stream is not None else self.cursor,
+                "epoch_done": {str(k): v for k, v in self.epoch_done.items()},
+                "examples": self.examples}
+
+    def state(self, ranks: list[dict] | None = None) -> dict:
+        """The checkpoint: model, optimiser, RNG and step (identical on every
+        rank), and `ranks`, every rank's `rank_state()` in rank order."""
+        ranks = ranks or [self.rank_state()]
         state = self.trainer.state_dict()
         state.update(
             version=STATE_VERSION, config=to_dict(self.config),
             model_spec=asdict(self.trainer.model.spec),
-            cursor=self.stream.state_dict() if self.stream is not None else self.cursor,
+            world_size=self.rank.world_size, ranks=ranks, cursor=ranks[0]["cursor"],
             curriculum={"epoch": self.current_epoch(),
                         "hard_negatives": self.hard_negatives(self.current_epoch()),
                         "schedule": list(self.cfg.hard_negative_schedule)},
@@ -99,21 +121,37 @@ class TrainingSession:
                 f"{state['_path']}: checkpoint was written for another model "
                 f"({state.get('model_spec')}); use a fresh trainer.run_dir or the same "
                 "model settings")
+        mine = self._own_rank_state(state)
         self.trainer.load_state_dict(state)
-        self.cursor = state["cursor"]
-        self.epoch_done = {int(k): int(v) for k, v in state["epoch_done"].items()}
-        self.examples = int(state["examples"])
+        self.cursor = mine["cursor"]
+        self.epoch_done = {int(k): int(v) for k, v in mine["epoch_done"].items()}
+        self.examples = int(mine["examples"])
         self.validation = list(state["validation"])
         self.best_hit_rate, self.bad_passes = state["best_hit_rate"], int(state["bad_passes"])
         log.info("resumed from %s at step %d (epoch %d)", state["_path"], self.trainer.step,
                  self.current_epoch() + 1)
         return True
 
+    def _own_rank_state(self, state: dict) -> dict:
+        world = int(state.get("world_size", 1))
+        if world != self.rank.world_size:
+            raise CheckpointMismatch(
+                f"{state['_path']}: checkpoint was written by {world} trainer rank(s), this "
+                f"run has {self.rank.world_size}; each rank resumes its own share of the "
+                f"epoch, so restart with {world} rank(s) or use a fresh trainer.run_dir")
+        if "ranks" not in state:  # written before per-rank cursors: one process
+            return {"cursor": state["cursor"], "epoch_done": state["epoch_done"],
+                    "examples": state["examples"]}
+        return state["ranks"][self.rank.rank]
+
     def save_checkpoint(self) -> None:
+        """Every rank calls this at the same step (a collective: each rank's
+        cursor is gathered); rank 0 writes the file."""
+        ranks = distributed.all_gather_json(self.rank_state(), self.device)
         if not self.rank.is_main:
             return
         try:
-            path = checkpoint.save(self.run_dir, self.state(), step=self.trainer.step,
+            path = checkpoint.save(self.run_dir, self.state(ranks), step=self.trainer.step,
                                    keep=self.cfg.keep_checkpoints)
         except OSError as err:  # e.g. a full disk: keep training, the old one is intact
             log.error("checkpoint at step %d failed, previous one kept: %s",
@@ -140,21 +178,38 @@ class TrainingSession:
         self.stream = stream
         self.last_checkpoint = time.time()
         if self.cfg.max_steps and self.trainer.step >= self.cfg.max_steps:
-            self.stop("max_steps")
+            self.stop("max_steps")  # the same step on every rank: all return here
+            return
+        if not self._train_own_batches(stream) and self.rank.world_size > 1:
+            self._idle_to_the_end()
+        if not self.stop_reason:
+            self.stop_reason = "completed"
+
+    def _train_own_batches(self, stream) -> bool:
+        """Train every batch the stream yields; True when the ranks agreed to stop."""
         last = time.perf_counter()
         for tbatch in stream:
             # Several ranks decide to stop together after a step (_after_step);
             # one rank leaving here alone would hang the others' all-reduce.
             if self._stop.is_set() and self.rank.world_size == 1:
-                break
+                return True
             result = self.trainer.train_step(tbatch)
             stream.done(tbatch.ticket)
             self._account(tbatch.ticket, result, time.perf_counter() - last)
             last = time.perf_counter()
             if self._after_step():
-                break
-        if not self.stop_reason:
-            self.stop_reason = "completed"
+                return True
+        return False
+
+    def _idle_to_the_end(self) -> None:
+        """A rank whose share was one batch short in some epochs (batches % N
+        != 0) takes that many idle steps at the end, in lockstep with the
+        ranks still training: zero gradients, left out of the mean.  Rank 0
+        has the largest share of every epoch, so every step trains >= 1 batch."""
+        while self.trainer.step < self.planned_steps():
+            self.trainer.idle_step()
+            if self._after_step():
+                return
 
     def _account(self, ticket, result, wall: float) -> None:
         self.examples += result.examples
@@ -187,11 +242,18 @@ class TrainingSession:
             self.validate()
             if cfg.early_stopping_patience and self.bad_passes >= cfg.early_stopping_patience:
                 self.stop("early_stopping")
-        if time.time() - self.last_checkpoint >= cfg.checkpoint_every_s:
-            self.save_checkpoint()
         if cfg.max_steps and step >= cfg.max_steps:
             self.stop("max_steps")
-        return distributed.all_agree(not self._stop.is_set(), self.device) is False
+        # One all-reduce decides for every rank: stop together, checkpoint at
+        # the same step (the checkpoint gathers every rank's cursor).
+        stop, save = distributed.consensus(
+            self._stop.is_set(), time.time() - self.last_checkpoint >= cfg.checkpoint_every_s,
+            self.device)
+        if save:
+            self.save_checkpoint()
+        if stop and not self._stop.is_set():
+            self.stop("another_rank")
+        return stop
 
     def validate(self) -> dict | None:
         pairs = self.builder.validation_pairs()

@@ -89,16 +89,33 @@ class Trainer:
                                 batch.easy_negatives, batch.hard_negatives, self.cfg.margin)
         self.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
-        distributed.average_gradients(self.model)
-        norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-                if self.cfg.grad_clip > 0 else torch.tensor(float("nan")))
-        lr = self.current_lr()
-        set_learning_rate(self.optimizer, lr)
-        self.optimizer.step()
-        self.step += 1
+        lr, norm = self._update(contributes=True)
         loss = float(parts.loss.detach())
         return StepResult(loss, parts.easy, parts.hard, parts.violated_ratio, lr,
-                          batch.size, time.perf_counter() - start, float(norm))
+                          batch.size, time.perf_counter() - start, norm)
+
+    def idle_step(self) -> StepResult:
+        """A step without a batch, for a rank whose share of an epoch is one
+        batch short (uneven last round): it joins the gradient all-reduce with
+        nothing to add and applies the same update as the ranks that trained."""
+        start = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        lr, norm = self._update(contributes=False)
+        nan = float("nan")
+        return StepResult(nan, nan, nan, nan, lr, 0, time.perf_counter() - start, norm)
+
+    def _update(self, *, contributes: bool) -> tuple[float, float]:
+        """Average gradients across ranks, clip, Adam; (lr, grad norm)."""
+        contributors = distributed.average_gradients(self.model, contributes)
+        norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                if self.cfg.grad_clip > 0 and contributors else torch.tensor(float("nan")))
+        lr = self.current_lr()
+        set_learning_rate(self.optimizer, lr)
+        if contributors:  # nobody had a batch (not in a planned run): no update
+            self.optimizer.step()
+        self.step += 1
+        return lr, float(norm)
 
     # -- checkpoint state ------------------------------------------------------
     def state_dict(self) -> dict:

@@ -10,7 +10,8 @@ current step finishes, a checkpoint is written and the process exits 0.  At the
 end it writes run_dir/run_summary.json (stream counters + training figures) and
 run_dir/model.pt (`gpu_consumer.model.load_model(run_dir)` rebuilds it).
 Under torchrun every rank runs this; rank r binds trainer_endpoint + ".rank<r>"
-(tcp: port + r) for its own producers, and rank 0 writes the files.
+(tcp: port + r) for its own producers and is issued the batches b % N == r of
+each epoch; checkpoints hold every rank's cursor, and rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def _open_stream(config, builder, session, rank):
     from gpu_consumer.stream import BatchStream
 
     if rank.world_size > 1:
-        log.warning("rank %d: every rank trains the full plan on its own producers (one "
-                    "consumer per rank); gradients are averaged each step", rank.rank)
+        log.info("rank %d of %d: trains batches b %% %d == %d of each epoch from its own "
+                 "producers; gradients are averaged each step", rank.rank, rank.world_size,
+                 rank.world_size, rank.rank)
     stream = BatchStream(config.worker, digest=builder.digest, plan=session.plan,
                          cursor=session.cursor, prefetch=config.trainer.prefetch,
                          endpoint=rank_endpoint(config.worker.trainer_endpoint, rank.rank))
