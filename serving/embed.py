@@ -130,8 +130,9 @@ def _run_chunk(task: tuple[str, int, int]) -> tuple[str, int, int]:
 
 # -- the coordinator ---------------------------------------------------------
 
-def embed_all(job: EmbedJob, *, progress: bool = True) -> EmbedResult:
-    """Run (or resume) every stage; returns where the embeddings are."""
+def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") -> EmbedResult:
+    """Run (or resume) every stage; returns where the embeddings are.  engine "ray"
+    runs the same stages and chunks on Ray Data (serving/ray_engine.py)."""
     import time
     from graphstore import open_store
     from gpu_consumer.model import load_model
@@ -155,7 +156,11 @@ def embed_all(job: EmbedJob, *, progress: bool = True) -> EmbedResult:
     skipped = len(chunks) * len(todo) - run
     if skipped:
         log.info("resuming %s: %d of %d chunks already done", out, skipped, skipped + run)
-    _run_stages(job, todo, done, out, progress, total=run)
+    if engine == "ray":
+        from serving.ray_engine import run_stages_on_ray
+        run_stages_on_ray(job, todo, done, lambda: _save_progress(out, done), progress)
+    else:
+        _run_stages(job, todo, done, out, progress, total=run)
     return EmbedResult(out, n, model.spec.embedding_dim, run, skipped,
                        time.perf_counter() - start)
 

@@ -1,23 +1,121 @@
 """`sagewalk embed --engine ray`: the layer-wise job on Ray Data (optional extra).
 
-Not implemented in this version: the local engine (serving/embed.py) is the
-supported one.  The design it would follow: each stage a Ray Data
-`map_batches` over node-range shards named by range (so a retried shard
-rewrites the same rows and cannot duplicate output), writing into the same
-memmapped tables and progress file as the local engine.
+    pip install 'ray[data]'
+    sagewalk embed --config sagewalk.toml --engine ray
+
+The same job as the local engine (serving/embed.py: identity, progress.json,
+memmapped tables, chunk size) with only the executor swapped: each stage is a
+Ray Data `map_batches` over a dataset of node-range shards (one row per
+shard: start, stop), run by an actor that holds a layerwise.ChunkRunner and
+writes the shard's rows of the stage's table.  A shard is named by its range,
+so a retried shard rewrites the same rows and the progress record lists it
+once: retries cannot duplicate output.  Stages run one after another because
+each reads the whole table of the one before.
+
+Ray runs in local mode with ONE CPU (larger pools deadlocked on a 2-core
+machine) and is shut down when the job ends, unless the caller had already
+started Ray (then its cluster is used and left running; the job directory must
+then be on a filesystem every Ray node sees).
 """
 
 from __future__ import annotations
 
-from serving.embed import EmbedError, EmbedJob, EmbedResult
+import logging
+
+from serving.embed import EmbedError, EmbedJob, EmbedResult, embed_all
+
+log = logging.getLogger(__name__)
+
+# Ray reserves its object store up front; the shards' rows are a few integers,
+# so a small store keeps Ray from claiming memory on a shared machine.
+OBJECT_STORE_BYTES = 128 << 20
+# A shard whose actor dies (killed, out of memory) is retried this many times;
+# a retry rewrites the same rows, so it is safe.
+SHARD_RETRIES = 2
 
 
-def embed_with_ray(job: EmbedJob) -> EmbedResult:
+def embed_with_ray(job: EmbedJob, *, progress: bool = True) -> EmbedResult:
+    """embed_all on Ray: same tables, same progress.json, same result."""
     try:
         import ray  # noqa: F401
-    except ImportError:
-        raise EmbedError("--engine ray needs Ray (pip install 'ray[data]'), and the Ray "
-                         "engine is not implemented in this version; use --engine local "
-                         "(the default), which runs N local processes") from None
-    raise EmbedError("the Ray engine is not implemented in this version; use --engine "
-                     "local (the default), which runs N local processes")
+        import ray.data  # noqa: F401
+    except ImportError as err:
+        raise EmbedError(f"--engine ray needs Ray Data ({err}); install the extra with "
+                         "pip install 'ray[data]', or use --engine local (the default), "
+                         "which runs N local processes") from None
+    return embed_all(job, progress=progress, engine="ray")
+
+
+class _ShardWriter:
+    """One Ray actor's share of a stage: loads store, model and tables once, then
+    writes the rows of every shard it is given."""
+
+    def __init__(self, job: EmbedJob, stage: str):
+        from serving import embed, layerwise
+        layerwise.limit_threads()     # the actor holds one CPU: one torch thread
+        self.stage = stage
+        self.runner = embed._runner_for(job)
+
+    def __call__(self, batch: dict) -> dict:
+        for lo, hi in zip(batch["start"].tolist(), batch["stop"].tolist()):
+            self.runner.run(self.stage, lo, hi)   # flushes its rows before returning
+        return {"start": batch["start"], "stop": batch["stop"]}
+
+
+def run_stages_on_ray(job: EmbedJob, todo: dict, state: dict, save, progress: bool) -> None:
+    """Run the unfinished chunks `todo` ({stage: [(lo, hi)]}, stages in order),
+    recording each finished shard in `state["done"]` and calling `save()`."""
+    import ray
+    started = _start_ray(ray, progress)
+    try:
+        for stage, shards in todo.items():
+            if shards:
+                _run_stage(job, stage, shards, state, save)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _start_ray(ray, progress: bool) -> bool:
+    import ray.data
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress
+    logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.WARNING)
+    if ray.is_initialized():
+        return False
+    ray.init(num_cpus=1, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
+             logging_level=logging.WARNING, configure_logging=False)
+    return True
+
+
+def _run_stage(job: EmbedJob, stage: str, shards: list, state: dict, save) -> None:
+    import ray
+    import ray.data
+    import torch
+    rows = [{"start": lo, "stop": hi} for lo, hi in shards]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        _ShardWriter, fn_constructor_args=(job, stage), batch_size=1, batch_format="numpy",
+        concurrency=1, num_cpus=1, num_gpus=1 if torch.cuda.is_available() else 0,
+        max_restarts=SHARD_RETRIES, max_task_retries=SHARD_RETRIES)
+    done = state["done"].setdefault(stage, [])
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for lo, hi in zip(batch["start"].tolist(), batch["stop"].tolist()):
+                name = f"{lo}:{hi}"
+                if name not in done:    # a retried shard is recorded once
+                    done.append(name)
+            save()
+    except ray.exceptions.RayError as err:
+        raise EmbedError(f"stage {stage!r} failed on Ray after {SHARD_RETRIES} retries per "
+                         f"shard: {_first_line(err)}; finished shards are recorded, rerun "
+                         "the same command to resume") from err
+    missing = {f"{lo}:{hi}" for lo, hi in shards} - set(done)
+    if missing:
+        raise EmbedError(f"stage {stage!r}: Ray returned no result for shards "
+                         f"{sorted(missing)[:5]}; rerun the same command to resume")
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[-1] if text else type(err).__name__
+
