@@ -147,8 +147,11 @@ class Ledger:
 
     def state_dict(self) -> dict:
         with self._lock:
-            return {"version": CURSOR_VERSION, "epoch": self._first_epoch,
-                    "done": {str(e): _ranges(sorted(b)) for e, b in self._done.items() if b}}
+            cursor = {"version": CURSOR_VERSION, "epoch": self._first_epoch,
+                      "done": {str(e): _ranges(sorted(b)) for e, b in self._done.items() if b}}
+            if self.plan.world_size > 1:
+                cursor.update(rank=self.plan.rank, world_size=self.plan.world_size)
+            return cursor
 
     @property
     def epoch(self) -> int:
@@ -179,13 +182,16 @@ class Ledger:
                 self._done[int(epoch)] = {b for lo, hi in ranges for b in range(lo, hi)}
         except (KeyError, TypeError, ValueError) as err:
             raise CursorError(f"malformed epoch cursor {cursor!r}: {err}") from err
+        # A cursor says which of the epoch's batches are done *for its rank*;
+        # loaded by another rank it would skip batches nobody trained.
         world, rank = self.plan.world_size, self.plan.rank
+        saved = (cursor.get("rank", 0), cursor.get("world_size", 1))  # absent: one process
         foreign = [(e, b) for e, done in self._done.items() for b in done if b % world != rank]
-        if foreign:
+        if saved != (rank, world) or foreign:
             raise CursorError(
-                f"epoch cursor holds batch {foreign[0]} (epoch, batch), which is not rank "
-                f"{rank}'s of {world} (batch % {world} != {rank}): it was saved by another "
-                "rank or world size; restore each rank's own cursor with the same world size")
+                f"epoch cursor of rank {saved[0]} of {saved[1]} cannot be resumed by rank "
+                f"{rank} of {world}: each rank restores its own cursor, with the same world "
+                "size as the run that saved it")
 
 
 def _ranges(sorted_batches: list[int]) -> list[list[int]]:

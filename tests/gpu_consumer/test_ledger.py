@@ -100,3 +100,58 @@ def test_bad_cursor_is_a_clear_error():
         Ledger(plan(), {"version": 99})
     with pytest.raises(CursorError, match="malformed"):
         Ledger(plan(), {"version": 1, "done": {}})
+
+
+def drain(ledger):
+    """Issue, accept and train every ticket the ledger has; their keys in order."""
+    keys = []
+    while (ticket := ledger.next_ticket("p")) is not None:
+        assert ledger.accept(ticket) == "accepted"
+        ledger.mark_done(ticket)
+        keys.append(ticket)
+    return keys
+
+
+@given(st.integers(0, 40), st.integers(1, 5), st.integers(1, 3))
+@settings(max_examples=100, deadline=None)
+def test_ranks_split_each_epoch_exactly_with_the_one_process_tickets(batches, world, epochs):
+    def ranked(rank):
+        return EpochPlan(epochs, num_batches=lambda e: batches + e, hard_negatives=lambda e: e,
+                         base_seed=5, rank=rank, world_size=world)
+    single = drain(Ledger(ranked(0) if world == 1 else EpochPlan(
+        epochs, num_batches=lambda e: batches + e, hard_negatives=lambda e: e, base_seed=5)))
+    per_rank = [drain(Ledger(ranked(r))) for r in range(world)]
+    union = [t for tickets in per_rank for t in tickets]
+    assert sorted(union, key=lambda t: t.key) == single  # same tickets, each once
+    for r, tickets in enumerate(per_rank):
+        assert all(t.batch % world == r for t in tickets)
+        for e in range(epochs):  # at most one batch fewer than rank 0's ⌈batches/N⌉ steps
+            mine = sum(t.epoch == e for t in tickets)
+            assert ranked(r).steps(e) - 1 <= mine <= ranked(r).steps(e)
+            assert mine == len(ranked(r).batches(e))
+
+
+def test_each_rank_resumes_its_own_cursor_and_refuses_another_ranks():
+    def ranked(rank):
+        return EpochPlan(2, num_batches=lambda e: 7, rank=rank, world_size=2)
+    first = Ledger(ranked(1))
+    trained = [first.next_ticket("p") for _ in range(2)]
+    for ticket in trained:
+        first.accept(ticket)
+        first.mark_done(ticket)
+    cursor = first.state_dict()
+    rest = drain(Ledger(ranked(1), cursor))
+    assert {t.key for t in trained} | {t.key for t in rest} == {
+        (e, b) for e in range(2) for b in range(1, 7, 2)}
+    assert not {t.key for t in trained} & {t.key for t in rest}
+    with pytest.raises(CursorError, match="rank 1 of 2 cannot be resumed by rank 0 of 2"):
+        Ledger(ranked(0), cursor)
+    for _ in range(1):  # epoch 0 done: the compact cursor still names its rank
+        ticket = first.next_ticket("p")
+        first.accept(ticket)
+        first.mark_done(ticket)
+    assert first.state_dict()["epoch"] == 1
+    with pytest.raises(CursorError, match="rank 1 of 2 cannot be resumed by rank 0"):
+        Ledger(ranked(0), first.state_dict())
+    with pytest.raises(ValueError, match="rank 2 is not in"):
+        EpochPlan(1, num_batches=lambda e: 1, rank=2, world_size=2)
