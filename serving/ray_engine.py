@@ -21,6 +21,7 @@ then be on a filesystem every Ray node sees).
 from __future__ import annotations
 
 import logging
+import warnings
 
 from serving.embed import EmbedError, EmbedJob, EmbedResult, embed_all
 
@@ -93,10 +94,16 @@ def _run_stage(job: EmbedJob, stage: str, shards: list, state: dict, save) -> No
     import ray.data
     import torch
     rows = [{"start": lo, "stop": hi} for lo, hi in shards]
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-        _ShardWriter, fn_constructor_args=(job, stage), batch_size=1, batch_format="numpy",
-        concurrency=1, num_cpus=1, num_gpus=1 if torch.cuda.is_available() else 0,
-        max_restarts=SHARD_RETRIES, max_task_retries=SHARD_RETRIES)
+    with warnings.catch_warnings():
+        # Ray Data's own default is unbounded restarts (a shard that kills its actor
+        # every time would loop forever); bounding them needs these two remote
+        # args, which Ray 2.5x marks deprecated without a named replacement yet.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            _ShardWriter, fn_constructor_args=(job, stage), batch_size=1,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
+            num_gpus=1 if torch.cuda.is_available() else 0,
+            max_restarts=SHARD_RETRIES, max_task_retries=SHARD_RETRIES)
     done = state["done"].setdefault(stage, [])
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):

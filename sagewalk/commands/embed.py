@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
                    chunk_nodes=chunk, processes=processes)
     if args.engine == "ray":
         from serving.ray_engine import embed_with_ray
-        result = embed_with_ray(job)
+        result = embed_with_ray(job, progress=not args.no_progress)
     else:
         result = embed_all(job, progress=not args.no_progress)
     print(f"embedded {result.num_nodes:,} {config.sampler.item_type} nodes (dim "

@@ -11,7 +11,7 @@ from serving import layerwise
 
 ray = pytest.importorskip("ray.data", reason="Ray Data not installed (pip install 'ray[data]')")
 
-from serving.ray_engine import embed_with_ray  # noqa: E402
+from serving.ray_engine import embed_with_ray, run_stages_on_ray  # noqa: E402
 from test_embed import _setup  # noqa: E402 (same fixture as the local engine tests)
 
 
@@ -41,6 +41,14 @@ def test_ray_engine_equals_local_engine_and_resumes(tmp_path, model):
     assert (again.chunks_run, again.chunks_skipped) == (1, 4 * len(stages) - 1)
     np.testing.assert_allclose(np.asarray(again.embeddings()), local, rtol=0, atol=1e-6)
     assert E.embed_all(on_ray, progress=False).chunks_run == 0
+    if model == "pinsage":
+        # A shard delivered twice (as after a retry) rewrites its rows and is recorded once.
+        state = json.loads((tmp_path / "ray" / "progress.json").read_text())
+        before = len(state["done"]["final"])
+        run_stages_on_ray(on_ray, {"final": [(16, 32), (16, 32)]}, state, lambda: None, False)
+        assert len(state["done"]["final"]) == before and state["done"]["final"].count("16:32") == 1
+        np.testing.assert_array_equal(np.asarray(again.embeddings()), np.load(
+            tmp_path / "ray" / "embeddings.npy"))
 
 
 def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
