@@ -220,8 +220,11 @@ class Supervisor:
             return
         from monitoring.discovery import write_sd_file
         host = self.config.monitoring.host
+        # No target labels: the job name says "producer", and a `role` label
+        # here would clash with sagewalk_build_info's own (Prometheus would
+        # rename the scraped one exported_role).
         write_sd_file(path, [(host, s.metrics_port) for s in self.slots
-                             if s.metrics_port and self._alive(s)], labels={"role": "producer"})
+                             if s.metrics_port and self._alive(s)])
 
     # -- shutdown ------------------------------------------------------------
     def drain(self, timeout_s: float = 15.0) -> None:

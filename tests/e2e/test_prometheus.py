@@ -93,6 +93,8 @@ def test_prometheus_sees_every_series_from_every_process(running):
     for address, role in processes.items():  # each process under its own job
         info = prom.query(f'sagewalk_build_info{{instance="{address}"}}')
         assert info and info[0][0]["job"] == JOB[role], (address, info)
+        # build info keeps its own role label (no clashing SD label renamed it)
+        assert info[0][0].get("role") == role and "exported_role" not in info[0][0], info
 
 
 def test_throughput_and_queue_depth_move(running):

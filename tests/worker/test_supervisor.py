@@ -169,6 +169,8 @@ def test_producers_serve_metrics_and_are_listed_for_prometheus(tmp_path):
         while len(targets()) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(targets()) == 2
+        # no target labels: a `role` one would clash with sagewalk_build_info's
+        assert all(g["labels"] == {} for g in json.loads(sd.read_text()))
         for target in targets():
             body = urllib.request.urlopen(f"http://{target}/metrics", timeout=5).read()
             assert b"sagewalk_build_info" in body
