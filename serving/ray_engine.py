@@ -25,8 +25,6 @@ import warnings
 
 from serving.embed import EmbedError, EmbedJob, EmbedResult, embed_all
 
-log = logging.getLogger(__name__)
-
 # Ray reserves its object store up front; the shards' rows are a few integers,
 # so a small store keeps Ray from claiming memory on a shared machine.
 OBJECT_STORE_BYTES = 128 << 20
@@ -67,21 +65,30 @@ def run_stages_on_ray(job: EmbedJob, todo: dict, state: dict, save, progress: bo
     """Run the unfinished chunks `todo` ({stage: [(lo, hi)]}, stages in order),
     recording each finished shard in `state["done"]` and calling `save()`."""
     import ray
-    started = _start_ray(ray, progress)
+    from tqdm import tqdm
+    if not any(todo.values()):
+        return                    # all done: no need to start Ray
+    started = _start_ray(ray)
+    bar = tqdm(total=sum(len(v) for v in todo.values()), unit="chunk", desc="embed (ray)",
+               disable=not progress)
     try:
         for stage, shards in todo.items():
             if shards:
-                _run_stage(job, stage, shards, state, save)
+                bar.set_postfix(stage=stage)
+                _run_stage(job, stage, shards, state, save, bar.update)
     finally:
+        bar.close()
         if started:
             ray.shutdown()
 
 
-def _start_ray(ray, progress: bool) -> bool:
+def _start_ray(ray) -> bool:
     import ray.data
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = progress
-    logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.WARNING)
+    # One bar over chunks, as the local engine shows, instead of Ray Data's
+    # per-dataset bars and execution logs (a dozen lines per stage).
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    # ERROR: Ray Data warns that bars are off; its failures reach us as exceptions.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     if ray.is_initialized():
         return False
     ray.init(num_cpus=1, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
@@ -89,7 +96,7 @@ def _start_ray(ray, progress: bool) -> bool:
     return True
 
 
-def _run_stage(job: EmbedJob, stage: str, shards: list, state: dict, save) -> None:
+def _run_stage(job: EmbedJob, stage: str, shards: list, state: dict, save, tick) -> None:
     import ray
     import ray.data
     import torch
@@ -111,18 +118,20 @@ def _run_stage(job: EmbedJob, stage: str, shards: list, state: dict, save) -> No
                 name = f"{lo}:{hi}"
                 if name not in done:    # a retried shard is recorded once
                     done.append(name)
+                    tick(1)
             save()
-    except ray.exceptions.RayError as err:
-        raise EmbedError(f"stage {stage!r} failed on Ray after {SHARD_RETRIES} retries per "
-                         f"shard: {_first_line(err)}; finished shards are recorded, rerun "
-                         "the same command to resume") from err
+    except Exception as err:   # Ray wraps a shard's error in its own exception types
+        raise EmbedError(f"stage {stage!r} failed on Ray: {_last_line(err)}; the shards "
+                         f"finished so far are recorded in {job.out_dir}/progress.json, "
+                         "rerun the same command to resume") from err
     missing = {f"{lo}:{hi}" for lo, hi in shards} - set(done)
     if missing:
         raise EmbedError(f"stage {stage!r}: Ray returned no result for shards "
                          f"{sorted(missing)[:5]}; rerun the same command to resume")
 
 
-def _first_line(err: Exception) -> str:
+def _last_line(err: Exception) -> str:
+    # Ray's message is a remote traceback; its last line is the shard's own error.
     text = str(err).strip().splitlines()
     return text[-1] if text else type(err).__name__
 

@@ -56,3 +56,18 @@ def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(E.EmbedError, match=r"pip install 'ray\[data\]'"):
         embed_with_ray(E.EmbedJob("s", "r", str(tmp_path), {}))
+
+
+@pytest.mark.slow
+def test_failing_shard_is_a_clear_error_and_keeps_finished_shards(tmp_path):
+    store, cfg, job = _setup(tmp_path)
+    E.embed_all(job, progress=False)
+    progress = json.loads((tmp_path / "job" / "progress.json").read_text())
+    progress["done"]["final"] = []
+    (tmp_path / "job" / "progress.json").write_text(json.dumps(progress))
+    (tmp_path / "job" / "embeddings.npy").unlink()     # the final stage cannot open its table
+    with pytest.raises(E.EmbedError, match=r"stage 'final' failed on Ray: .*embeddings\.npy"
+                       r".*rerun the same command"):
+        embed_with_ray(job, progress=False)
+    progress = json.loads((tmp_path / "job" / "progress.json").read_text())
+    assert progress["done"]["final"] == [] and len(progress["done"]["layer2"]) == 4
