@@ -17,6 +17,7 @@ import numpy as np
 
 from graphstore import build_from_arrays
 from monitoring.discovery import read_sd_file
+from procs import children, cmdline, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,9 +98,9 @@ class PipelineRun:
 
     def producer_pids(self) -> list[int]:
         """Producer processes: the sampler daemon's children started by multiprocessing."""
-        sampler = [p for p in _children(self.proc.pid) if b"sampler" in _cmdline(p)]
-        return [p for p in _children(sampler[0]) if b"spawn_main" in _cmdline(p)
-                and b"resource_tracker" not in _cmdline(p)]
+        sampler = [p for p in children(self.proc.pid) if b"sampler" in cmdline(p)]
+        return [p for p in children(sampler[0]) if b"spawn_main" in cmdline(p)
+                and b"resource_tracker" not in cmdline(p)]
 
     @staticmethod
     def _ready(address: str) -> bool:
@@ -112,7 +113,7 @@ class PipelineRun:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        family = _descendants(self.proc.pid)
+        family = descendants(self.proc.pid)
         self.proc.send_signal(signal.SIGTERM)  # `up` forwards it: daemons drain and exit
         try:
             self.proc.wait(timeout=45)
@@ -124,27 +125,3 @@ class PipelineRun:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # exited cleanly, as it should
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        return []  # the process has exited
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    out = []
-    for child in _children(pid):
-        out += [child, *_descendants(child)]
-    return out
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""

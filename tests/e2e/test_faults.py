@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import alive, children, cmdline, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,38 +123,6 @@ class Daemons:
 def producers_of(sampler: subprocess.Popen) -> list[int]:
     return [p for p in children(sampler.pid) if b"spawn_main" in cmdline(p)
             and b"resource_tracker" not in cmdline(p)]
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        return []
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    out = []
-    for child in children(pid):
-        out += [child, *descendants(child)]
-    return out
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _kill(pid: int, sig: int) -> None:
