@@ -1,5 +1,6 @@
 """Two gloo ranks, each on its own batches, end with the weights one process
-gets by averaging the two batches' gradients at every step; two ranks of a
+gets by averaging the two batches' gradients at every step (and, in an uneven
+last round where rank 1 idles, the one batch's gradient); two ranks of a
 TrainingSession split every epoch exactly, also across a restart."""
 
 import json
@@ -32,7 +33,7 @@ def fresh_model(seed):
 
 def batches():
     from tests.gpu_consumer.batches import make_batch
-    return [make_batch(s, batch_size=8, easy=6, hard=1) for s in range(2 * STEPS)]
+    return [make_batch(s, batch_size=8, easy=6, hard=1) for s in range(2 * STEPS + 1)]
 
 
 def rank_main(rank, world, port, out_dir):
@@ -42,10 +43,16 @@ def rank_main(rank, world, port, out_dir):
     me = distributed.from_environment()
     distributed.init(me, torch.device("cpu"))
     # different seeds per rank: the broadcast from rank 0 must make them equal
-    trainer = Trainer(fresh_model(rank), config(), total_steps=STEPS, device=torch.device("cpu"))
+    trainer = Trainer(fresh_model(rank), config(), total_steps=STEPS + 1,
+                      device=torch.device("cpu"))
     data = batches()
     for i in range(STEPS):
         trainer.train_step(data[2 * i + rank])
+    # an uneven last round: only rank 0 has a batch, rank 1 idles in lockstep
+    if rank == 0:
+        trainer.train_step(data[2 * STEPS])
+    else:
+        trainer.idle_step()
     torch.save(trainer.model.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
     distributed.shutdown()
 
@@ -55,16 +62,17 @@ def single_process_reference():
     model = fresh_model(0)
     optimizer = make_optimizer(model, cfg)
     data = batches()
-    for step in range(STEPS):
+    for step in range(STEPS + 1):
         optimizer.zero_grad()
-        for b in data[2 * step:2 * step + 2]:
+        round_ = data[2 * step:2 * step + 2]  # the last round holds one batch
+        for b in round_:
             out = model(b)
             loss = max_margin_loss(out, b.queries, b.positives, b.easy_negatives,
                                    b.hard_negatives, cfg.margin).loss
-            (loss / 2).backward()
+            (loss / len(round_)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         set_learning_rate(optimizer, learning_rate(step, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
-                                                   total_steps=STEPS, decay=cfg.lr_decay,
+                                                   total_steps=STEPS + 1, decay=cfg.lr_decay,
                                                    min_ratio=cfg.min_lr_ratio))
         optimizer.step()
     return model.state_dict()

@@ -121,6 +121,20 @@ def test_stop_ends_the_loop_after_the_current_step(store, tmp_path):
     assert s.trainer.step == 0 and s.stop_reason == "SIGTERM"
 
 
+def test_checkpoint_of_another_world_size_is_refused_and_plans_split_by_rank(store, tmp_path):
+    from gpu_consumer.distributed import Rank
+    from gpu_consumer.session import CheckpointMismatch, TrainingSession
+    s = session(store, tmp_path)
+    s.finish(export=False)
+    rank1 = TrainingSession(s.config, store, s.builder, rank=Rank(1, 2))
+    with pytest.raises(CheckpointMismatch, match="written by 1 trainer rank"):
+        rank1.restore()
+    # 3 batches per epoch over 2 ranks: both take 2 steps an epoch, rank 1 trains 1 batch
+    assert list(rank1.plan.batches(0)) == [1] and rank1.batches_in(0) == 1
+    assert rank1.planned_steps() == s.planned_steps() - 2 == 4
+    assert rank1.plan.ticket(0, 1) == s.plan.ticket(0, 1)
+
+
 def test_checkpoint_of_another_model_is_refused(store, tmp_path):
     s = session(store, tmp_path)
     s.finish(export=False)
