@@ -27,7 +27,7 @@ from gpu_consumer.train import Trainer, resolve_device
 from gpu_consumer.validate import ValidationSet, hit_rate
 from monitoring import hook
 from sagewalk.config import to_dict
-from sagewalk.errors import SagewalkError
+from sagewalk.errors import ConfigError, SagewalkError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,14 @@ class TrainingSession:
     # -- the plan ----------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> int:
         """Batches in `epoch`, all ranks together."""
-        return self.cfg.batches_per_epoch or int(self.builder.num_batches(epoch))
+        available = int(self.builder.num_batches(epoch))
+        if self.cfg.batches_per_epoch > available:
+            # producers would be issued tickets for batches that do not exist
+            raise ConfigError(
+                f"trainer.batches_per_epoch = {self.cfg.batches_per_epoch}, but one pass over "
+                f"the training pairs has {available} batches of sampler.batch_size = "
+                f"{self.config.sampler.batch_size}; set it to at most {available} (0: a pass)")
+        return self.cfg.batches_per_epoch or available
 
     def batches_in(self, epoch: int) -> int:
         """This rank's batches in `epoch`."""
@@ -206,7 +213,8 @@ class TrainingSession:
         != 0) takes that many idle steps at the end, in lockstep with the
         ranks still training: zero gradients, left out of the mean.  Rank 0
         has the largest share of every epoch, so every step trains >= 1 batch."""
-        while self.trainer.step < self.planned_steps():
+        planned = self.planned_steps()
+        while self.trainer.step < planned:
             self.trainer.idle_step()
             if self._after_step():
                 return

@@ -135,6 +135,12 @@ def test_checkpoint_of_another_world_size_is_refused_and_plans_split_by_rank(sto
     assert rank1.plan.ticket(0, 1) == s.plan.ticket(0, 1)
 
 
+def test_more_batches_per_epoch_than_a_pass_has_is_refused(store, tmp_path):
+    from sagewalk.errors import ConfigError
+    with pytest.raises(ConfigError, match="trainer.batches_per_epoch = 10000, but one pass"):
+        session(store, tmp_path, "trainer.batches_per_epoch=10000")
+
+
 def test_checkpoint_of_another_model_is_refused(store, tmp_path):
     s = session(store, tmp_path)
     s.finish(export=False)
