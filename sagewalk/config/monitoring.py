@@ -11,7 +11,7 @@ from sagewalk.config.schema import non_negative, positive, setting
 class MonitoringConfig:
     host: str = setting("127.0.0.1", "Address metrics endpoints and the dashboard bind.")
     trainer_port: int = setting(9750, "Trainer's /metrics port (0 disables).", check=non_negative)
-    sampler_port: int = setting(9751, "Sampler supervisor's /metrics port (0 disables).",
+    sampler_port: int = setting(9740, "Sampler supervisor's /metrics port (0 disables).",
                                 check=non_negative)
     producer_base_port: int = setting(9760, "Producer i serves /metrics on base+i (0 picks "
                                       "free ports).", check=non_negative)

@@ -33,7 +33,7 @@ class Prometheus:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = (DEPLOY / "prometheus.yml").read_text()
-        for old, new in (('"127.0.0.1:9750"', f'"{trainer}"'), ('"127.0.0.1:9751"', f'"{sampler}"'),
+        for old, new in (('"127.0.0.1:9750"', f'"{trainer}"'), ('"127.0.0.1:9740"', f'"{sampler}"'),
                          ('"producers.json"', f'"{sd_file}"'),
                          ("scrape_interval: 5s", f"scrape_interval: {scrape}"),
                          ("scrape_timeout: 4s", f"scrape_timeout: {scrape}"),
