@@ -26,9 +26,15 @@ class LossParts:
 
 def max_margin_loss(embeddings: torch.Tensor, queries: torch.Tensor, positives: torch.Tensor,
                     easy_negatives: torch.Tensor, hard_negatives: torch.Tensor,
-                    margin: float) -> LossParts:
+                    margin: float, in_batch: bool = False) -> LossParts:
     """embeddings [T, d] of the batch targets; the other arguments are
-    positions into it (hard_negatives [B, h], h may be 0; entries < 0 are padding)."""
+    positions into it (hard_negatives [B, h], h may be 0; entries < 0 are padding).
+
+    in_batch: also use every other example's positive as a negative (those
+    that are neither this example's positive nor its query).  They are
+    embedded already, so they cost one [B, B] product, and they follow the
+    positives' distribution, popular items included, where uniform easy
+    negatives are mostly obscure ones.  Counted with the easy negatives."""
     z = embeddings.float()
     q, p = z[queries], z[positives]
     pos = (q * p).sum(-1, keepdim=True)                            # [B, 1]
@@ -36,6 +42,10 @@ def max_margin_loss(embeddings: torch.Tensor, queries: torch.Tensor, positives: 
     if easy_negatives.numel():
         terms.append(q @ z[easy_negatives].T)                      # [B, N]
         masks.append(torch.ones_like(terms[-1], dtype=torch.bool))
+    if in_batch and queries.numel() > 1:
+        terms.append(q @ p.T)                                      # [B, B]
+        masks.append((positives[None, :] != positives[:, None])
+                     & (positives[None, :] != queries[:, None]))
     if hard_negatives.numel():
         valid = hard_negatives >= 0
         hard = z[hard_negatives.clamp_min(0)]                      # [B, h, d]
@@ -48,7 +58,7 @@ def max_margin_loss(embeddings: torch.Tensor, queries: torch.Tensor, positives: 
     violation = F.relu(scores - pos + margin) * mask
     loss = violation.sum() / mask.sum().clamp_min(1)
     with torch.no_grad():
-        n_easy = terms[0].shape[1] if easy_negatives.numel() else 0
+        n_easy = scores.shape[1] - (hard_negatives.shape[1] if hard_negatives.numel() else 0)
         easy = violation[:, :n_easy].sum() / max(1, mask[:, :n_easy].sum())
         hard = violation[:, n_easy:].sum() / max(1, int(mask[:, n_easy:].sum()))
         violated = ((violation > 0) & mask).sum() / mask.sum().clamp_min(1)

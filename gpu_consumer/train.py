@@ -86,7 +86,8 @@ class Trainer:
         with self._autocast():
             embeddings = self.model(batch)
         parts = max_margin_loss(embeddings.float(), batch.queries, batch.positives,
-                                batch.easy_negatives, batch.hard_negatives, self.cfg.margin)
+                                batch.easy_negatives, batch.hard_negatives, self.cfg.margin,
+                                in_batch=self.cfg.in_batch_negatives)
         self.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         lr, norm = self._update(contributes=True)

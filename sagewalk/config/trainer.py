@@ -18,6 +18,9 @@ class TrainerConfig:
     id_embedding_buckets: int = setting(0, "Hashed learnable id-embedding table size "
                                         "(0 disables id embeddings).", check=non_negative)
     margin: float = setting(0.1, "Max-margin loss margin Delta.", check=positive)
+    in_batch_negatives: bool = setting(
+        False, "Also use the other examples' positives as negatives (free: they are "
+        "embedded already; they follow the positives' popularity, unlike uniform negatives).")
     hard_negative_schedule: tuple[int, ...] = setting(
         [], "Hard negatives per example in epoch 1, 2, ...; empty means PinSage's n-1 at "
         "epoch n.")

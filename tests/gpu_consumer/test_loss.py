@@ -22,21 +22,23 @@ def test_zero_when_margin_holds_and_positive_when_violated():
     assert parts.violated_ratio == 0.5
 
 
-def reference(z, q, p, easy, hard, margin):
+def reference(z, q, p, easy, hard, margin, in_batch=False):
     total, count = 0.0, 0
     for b in range(len(q)):
         pos = float(z[q[b]] @ z[p[b]])
         negs = list(easy) + [n for n in hard[b] if n >= 0]
+        if in_batch:
+            negs += [p[j] for j in range(len(q)) if p[j] not in (p[b], q[b])]
         for n in negs:
             total += max(0.0, float(z[q[b]] @ z[n]) - pos + margin)
             count += 1
     return total / count
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 6), st.integers(0, 5), st.integers(0, 3),
-       st.floats(0.01, 1.0))
-def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin):
+       st.floats(0.01, 1.0), st.booleans())
+def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin, in_batch):
     if easy == 0 and hard == 0:
         easy = 1
     g = torch.Generator().manual_seed(seed)
@@ -47,9 +49,24 @@ def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin)
     h = torch.randint(-1, 12, (batch, hard), generator=g)  # -1: padding
     if hard and (h >= 0).sum() == 0 and easy == 0:
         h[0, 0] = 0
-    got = max_margin_loss(z, q, p, e, h, margin).loss.item()
+    got = max_margin_loss(z, q, p, e, h, margin, in_batch=in_batch).loss.item()
     assert got == pytest.approx(reference(z, q.tolist(), p.tolist(), e.tolist(), h.tolist(),
-                                          margin), abs=1e-5)
+                                          margin, in_batch), abs=1e-5)
+
+
+def test_in_batch_negatives_are_other_examples_positives():
+    # example 0: query 0, positive 1; example 1: query 2, positive 3.  Item 3 is
+    # a near-copy of item 0, so as example 0's in-batch negative it violates
+    # the margin; item 1 as example 1's in-batch negative does not.
+    z = unit([1, 0], [0.8, 0.6], [0.99, 0.14], [1, 0.01], [-1, 0])
+    args = dict(queries=torch.tensor([0, 2]), positives=torch.tensor([1, 3]),
+                easy_negatives=torch.tensor([4]), hard_negatives=torch.zeros((2, 0), dtype=torch.long))
+    plain = max_margin_loss(z, **args, margin=0.1)
+    mixed = max_margin_loss(z, **args, margin=0.1, in_batch=True)
+    assert plain.loss.item() == 0.0
+    expected = (float(z[0] @ z[3]) - float(z[0] @ z[1]) + 0.1) / 4   # 4 triplets, one violated
+    assert mixed.loss.item() == pytest.approx(expected, abs=1e-6)
+    assert mixed.violated_ratio == 0.25
 
 
 def test_hard_negatives_raise_the_loss_when_they_are_close():
