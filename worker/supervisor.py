@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import queue
 import signal
 import socket
 import time
@@ -206,7 +207,7 @@ class Supervisor:
         while True:
             try:
                 name, pid, port = self._reports.get_nowait()
-            except Exception:  # queue.Empty (multiprocessing re-exports it)
+            except queue.Empty:  # multiprocessing queues raise the stdlib's Empty
                 break
             for slot in self.slots:
                 if slot.process is not None and slot.process.pid == pid:
