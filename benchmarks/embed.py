@@ -35,7 +35,6 @@ def build(tmp: Path, items: int, users: int, edges: int, feature_dim: int) -> No
 
     from gpu_consumer.model import build_model, export_model
     from graphstore import build_from_arrays
-    from sagewalk.config import load
     rng = np.random.default_rng(0)
     u = rng.integers(0, users, edges)
     community = rng.integers(0, 64, users)

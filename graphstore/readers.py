@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from graphstore.errors import IngestError
-from graphstore.readers_check import locate_bad_value, to_kind
+from graphstore.readers_check import to_kind
 
 FORMATS = ("csv", "tsv", "parquet", "npy")
 

@@ -164,7 +164,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
-        key_t, val_t = args if args else (Any, Any)
+        val_t = args[1] if args else Any
         return {str(k): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
     if hint is Any:
         return value

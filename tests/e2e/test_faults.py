@@ -167,7 +167,7 @@ def test_producer_kill9_and_sigstop_epochs_stay_exact(daemons):
     assert summary["gaps"] >= 1 and summary["producer_restarts"] >= 1, summary
     assert detected < 3.0, f"hung producer noticed after {detected:.1f} s"
     # after SIGCONT the stopped producer joined again rather than staying out
-    assert daemons.text().count(f"joined the trainer") >= 4
+    assert daemons.text().count("joined the trainer") >= 4
     family = descendants(sampler.pid)
     sampler.send_signal(signal.SIGTERM)
     assert sampler.wait(30) == 0, daemons.text()[-3000:]

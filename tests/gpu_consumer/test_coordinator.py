@@ -19,7 +19,6 @@ from test_stream import ThreadProducer, consume, worker_cfg  # noqa: E402
 
 from gpu_consumer.stream import BatchStream, EpochPlan  # noqa: E402
 from worker import wire  # noqa: E402
-from worker.ticket import Ticket  # noqa: E402
 from worker.transport import generate_keys  # noqa: E402
 
 DIGEST = SyntheticBuilder.digest

@@ -7,7 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "worker"))
 from synthetic import SyntheticBuilder, synthetic_batch  # noqa: E402

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from graphstore import open_store
 from sagewalk.cli import main
