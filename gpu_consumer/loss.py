@@ -1,9 +1,19 @@
-"""Max-margin ranking loss and the hard-negative curriculum (PinSage §3.3).
+"""Ranking losses over a batch's negatives, and the hard-negative curriculum.
+
+PinSage's max-margin loss (§3.3), averaged over every (example, negative)
+triplet: the batch's shared easy negatives plus each example's hard negatives,
 
     J(q, p, n) = max(0, z_q·z_n − z_q·z_p + Δ)
 
-averaged over every (example, negative) triplet: the batch's shared easy
-negatives plus each example's own hard negatives.
+and a sampled softmax over the same negatives (temperature τ),
+
+    J(q, p) = −log( exp(z_q·z_p/τ) / (exp(z_q·z_p/τ) + Σ_n exp(z_q·z_n/τ)) )
+
+The hinge stops pushing once every negative is Δ below the positive, which on
+a small catalogue happens early for most of them; the softmax keeps weighting
+the negatives that still outrank the positive, which is what HITS@K measures.
+Whatever the loss, the logged easy/hard figures are the mean hinge violations
+so runs with either loss read alike.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+LOSSES = ("max_margin", "softmax")
 
 
 @dataclass(frozen=True)
@@ -24,9 +36,10 @@ class LossParts:
     violated_ratio: float
 
 
-def max_margin_loss(embeddings: torch.Tensor, queries: torch.Tensor, positives: torch.Tensor,
-                    easy_negatives: torch.Tensor, hard_negatives: torch.Tensor,
-                    margin: float, in_batch: bool = False) -> LossParts:
+def ranking_loss(kind: str, embeddings: torch.Tensor, queries: torch.Tensor,
+                 positives: torch.Tensor, easy_negatives: torch.Tensor,
+                 hard_negatives: torch.Tensor, *, margin: float, temperature: float = 0.1,
+                 in_batch: bool = False) -> LossParts:
     """embeddings [T, d] of the batch targets; the other arguments are
     positions into it (hard_negatives [B, h], h may be 0; entries < 0 are padding).
 
@@ -35,34 +48,58 @@ def max_margin_loss(embeddings: torch.Tensor, queries: torch.Tensor, positives: 
     embedded already, so they cost one [B, B] product, and they follow the
     positives' distribution, popular items included, where uniform easy
     negatives are mostly obscure ones.  Counted with the easy negatives."""
+    if kind not in LOSSES:
+        raise ValueError(f"trainer.loss: unknown loss {kind!r}; expected one of "
+                         f"{', '.join(LOSSES)}")
     z = embeddings.float()
-    q, p = z[queries], z[positives]
-    pos = (q * p).sum(-1, keepdim=True)                            # [B, 1]
+    q = z[queries]
+    pos = (q * z[positives]).sum(-1, keepdim=True)                 # [B, 1]
+    scores, mask, n_easy = _negative_scores(z, q, queries, positives, easy_negatives,
+                                            hard_negatives, in_batch)
+    violation = F.relu(scores - pos + margin) * mask
+    if kind == "max_margin":
+        loss = violation.sum() / mask.sum().clamp_min(1)
+    else:
+        logits = torch.cat([pos, scores.masked_fill(~mask, float("-inf"))], dim=1) / temperature
+        loss = -F.log_softmax(logits, dim=1)[:, 0].mean()
+    with torch.no_grad():
+        easy = violation[:, :n_easy].sum() / max(1, int(mask[:, :n_easy].sum()))
+        hard = violation[:, n_easy:].sum() / max(1, int(mask[:, n_easy:].sum()))
+        violated = ((violation > 0) & mask).sum() / mask.sum().clamp_min(1)
+    return LossParts(loss, float(easy), float(hard), float(violated))
+
+
+def max_margin_loss(embeddings, queries, positives, easy_negatives, hard_negatives,
+                    margin: float, in_batch: bool = False) -> LossParts:
+    """PinSage's hinge loss (see ranking_loss)."""
+    return ranking_loss("max_margin", embeddings, queries, positives, easy_negatives,
+                        hard_negatives, margin=margin, in_batch=in_batch)
+
+
+def _negative_scores(z, q, queries, positives, easy_negatives, hard_negatives, in_batch):
+    """[B, N] query·negative scores, the mask of real negatives, and how many
+    leading columns are easy (shared and in-batch) rather than hard.  A shared
+    negative that is this example's positive or query is masked out: it is an
+    accidental hit, not a negative."""
     terms, masks = [], []
     if easy_negatives.numel():
         terms.append(q @ z[easy_negatives].T)                      # [B, N]
-        masks.append(torch.ones_like(terms[-1], dtype=torch.bool))
+        masks.append((easy_negatives[None, :] != positives[:, None])
+                     & (easy_negatives[None, :] != queries[:, None]))
     if in_batch and queries.numel() > 1:
-        terms.append(q @ p.T)                                      # [B, B]
+        terms.append(q @ z[positives].T)                           # [B, B]
         masks.append((positives[None, :] != positives[:, None])
                      & (positives[None, :] != queries[:, None]))
+    n_easy = sum(t.shape[1] for t in terms)
     if hard_negatives.numel():
         valid = hard_negatives >= 0
         hard = z[hard_negatives.clamp_min(0)]                      # [B, h, d]
         terms.append(torch.einsum("bd,bhd->bh", q, hard))
         masks.append(valid)
     if not terms:
-        raise ValueError("max_margin_loss: the batch has no negatives (easy or hard); "
+        raise ValueError("ranking loss: the batch has no negatives (easy or hard); "
                          "set sampler.easy_negatives > 0")
-    scores, mask = torch.cat(terms, dim=1), torch.cat(masks, dim=1)
-    violation = F.relu(scores - pos + margin) * mask
-    loss = violation.sum() / mask.sum().clamp_min(1)
-    with torch.no_grad():
-        n_easy = scores.shape[1] - (hard_negatives.shape[1] if hard_negatives.numel() else 0)
-        easy = violation[:, :n_easy].sum() / max(1, mask[:, :n_easy].sum())
-        hard = violation[:, n_easy:].sum() / max(1, int(mask[:, n_easy:].sum()))
-        violated = ((violation > 0) & mask).sum() / mask.sum().clamp_min(1)
-    return LossParts(loss, float(easy), float(hard), float(violated))
+    return torch.cat(terms, dim=1), torch.cat(masks, dim=1), n_easy
 
 
 def hard_negatives_for(epoch: int, schedule: tuple[int, ...] = ()) -> int:

@@ -1,4 +1,4 @@
-"""The training step: forward, max-margin loss, backward, clip, Adam.
+"""The training step: forward, ranking loss (max-margin or softmax), backward, clip, Adam.
 
     trainer = Trainer(model, trainer_cfg, total_steps=...)
     result = trainer.train_step(tbatch)        # StepResult (plain floats)
@@ -21,7 +21,7 @@ import torch
 
 from gpu_consumer import distributed
 from gpu_consumer.layers import ModelError
-from gpu_consumer.loss import max_margin_loss
+from gpu_consumer.loss import ranking_loss
 from gpu_consumer.optim import learning_rate, make_optimizer, set_learning_rate
 
 
@@ -85,9 +85,10 @@ class Trainer:
         self.model.train()
         with self._autocast():
             embeddings = self.model(batch)
-        parts = max_margin_loss(embeddings.float(), batch.queries, batch.positives,
-                                batch.easy_negatives, batch.hard_negatives, self.cfg.margin,
-                                in_batch=self.cfg.in_batch_negatives)
+        c = self.cfg
+        parts = ranking_loss(c.loss, embeddings.float(), batch.queries, batch.positives,
+                             batch.easy_negatives, batch.hard_negatives, margin=c.margin,
+                             temperature=c.temperature, in_batch=c.in_batch_negatives)
         self.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         lr, norm = self._update(contributes=True)

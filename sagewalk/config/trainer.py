@@ -17,7 +17,12 @@ class TrainerConfig:
                            "weighted) or 'uniform' (ablation).", check=one_of("importance", "uniform"))
     id_embedding_buckets: int = setting(0, "Hashed learnable id-embedding table size "
                                         "(0 disables id embeddings).", check=non_negative)
+    loss: str = setting("max_margin", "Ranking loss: 'max_margin' (PinSage's hinge) or "
+                        "'softmax' (sampled softmax over the same negatives).",
+                        check=one_of("max_margin", "softmax"))
     margin: float = setting(0.1, "Max-margin loss margin Delta.", check=positive)
+    temperature: float = setting(0.1, "Softmax loss temperature tau (scores are cosines).",
+                                 check=positive)
     in_batch_negatives: bool = setting(
         False, "Also use the other examples' positives as negatives (free: they are "
         "embedded already; they follow the positives' popularity, unlike uniform negatives).")

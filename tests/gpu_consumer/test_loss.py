@@ -3,7 +3,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from gpu_consumer.loss import hard_negatives_for, max_margin_loss
+import math
+
+from gpu_consumer.loss import hard_negatives_for, max_margin_loss, ranking_loss
 
 
 def unit(*rows):
@@ -22,17 +24,34 @@ def test_zero_when_margin_holds_and_positive_when_violated():
     assert parts.violated_ratio == 0.5
 
 
+def negatives_of(b, q, p, easy, hard, in_batch):
+    """Example b's negatives: shared easy ones that are not its own positive or
+    query (accidental hits), its hard ones, and optionally the batch's positives."""
+    negs = [n for n in easy if n not in (p[b], q[b])] + [n for n in hard[b] if n >= 0]
+    if in_batch:
+        negs += [p[j] for j in range(len(q)) if p[j] not in (p[b], q[b])]
+    return negs
+
+
 def reference(z, q, p, easy, hard, margin, in_batch=False):
     total, count = 0.0, 0
     for b in range(len(q)):
         pos = float(z[q[b]] @ z[p[b]])
-        negs = list(easy) + [n for n in hard[b] if n >= 0]
-        if in_batch:
-            negs += [p[j] for j in range(len(q)) if p[j] not in (p[b], q[b])]
-        for n in negs:
+        for n in negatives_of(b, q, p, easy, hard, in_batch):
             total += max(0.0, float(z[q[b]] @ z[n]) - pos + margin)
             count += 1
-    return total / count
+    return total / max(1, count)
+
+
+def softmax_reference(z, q, p, easy, hard, temperature, in_batch=False):
+    total = 0.0
+    for b in range(len(q)):
+        logits = [float(z[q[b]] @ z[p[b]]) / temperature]
+        logits += [float(z[q[b]] @ z[n]) / temperature
+                   for n in negatives_of(b, q, p, easy, hard, in_batch)]
+        top = max(logits)
+        total += -(logits[0] - top - math.log(sum(math.exp(x - top) for x in logits)))
+    return total / len(q)
 
 
 @settings(max_examples=60, deadline=None)
@@ -52,6 +71,59 @@ def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin,
     got = max_margin_loss(z, q, p, e, h, margin, in_batch=in_batch).loss.item()
     assert got == pytest.approx(reference(z, q.tolist(), p.tolist(), e.tolist(), h.tolist(),
                                           margin, in_batch), abs=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(0, 5), st.integers(0, 3),
+       st.floats(0.02, 1.0), st.booleans())
+def test_softmax_matches_a_per_example_reference(seed, batch, easy, hard, temperature,
+                                                 in_batch):
+    if easy == 0 and hard == 0:
+        easy = 1
+    g = torch.Generator().manual_seed(seed)
+    z = F.normalize(torch.randn(12, 4, generator=g), dim=1)
+    q = torch.randint(0, 12, (batch,), generator=g)
+    p = torch.randint(0, 12, (batch,), generator=g)
+    e = torch.randint(0, 12, (easy,), generator=g)
+    h = torch.randint(-1, 12, (batch, hard), generator=g)
+    got = ranking_loss("softmax", z, q, p, e, h, margin=0.1, temperature=temperature,
+                       in_batch=in_batch).loss.item()
+    assert got == pytest.approx(softmax_reference(z, q.tolist(), p.tolist(), e.tolist(),
+                                                  h.tolist(), temperature, in_batch),
+                                rel=1e-4, abs=1e-5)
+
+
+def test_softmax_keeps_pushing_after_the_hinge_is_satisfied():
+    # Every negative is more than the margin below the positive: the hinge has
+    # no gradient left, the softmax still pulls the positive closer.
+    z = unit([1, 0], [0.8, 0.6], [0, 1], [-1, 0]).requires_grad_()
+    args = dict(queries=torch.tensor([0]), positives=torch.tensor([1]),
+                easy_negatives=torch.tensor([2, 3]),
+                hard_negatives=torch.zeros(1, 0, dtype=torch.long), margin=0.1)
+    hinge = ranking_loss("max_margin", z, **args)
+    assert hinge.loss.item() == 0.0
+    soft = ranking_loss("softmax", z, **args, temperature=0.1)
+    assert soft.loss.item() > 0
+    soft.loss.backward()
+    # moving the positive toward the query lowers the loss
+    assert float(z.grad[1] @ (z[0] - z[1]).detach()) < 0
+
+
+def test_a_shared_negative_that_is_the_positive_is_not_a_negative():
+    z = unit([1, 0], [0.8, 0.6], [-1, 0])
+    none = torch.zeros(1, 0, dtype=torch.long)
+    with_hit = ranking_loss("max_margin", z, torch.tensor([0]), torch.tensor([1]),
+                            torch.tensor([1, 2]), none, margin=0.5)
+    without = ranking_loss("max_margin", z, torch.tensor([0]), torch.tensor([1]),
+                           torch.tensor([2]), none, margin=0.5)
+    assert with_hit.loss.item() == without.loss.item() == 0.0
+
+
+def test_unknown_loss_is_a_clear_error():
+    z = unit([1, 0], [0, 1])
+    with pytest.raises(ValueError, match="max_margin, softmax"):
+        ranking_loss("triplet", z, torch.tensor([0]), torch.tensor([1]), torch.tensor([1]),
+                     torch.zeros(1, 0, dtype=torch.long), margin=0.1)
 
 
 def test_in_batch_negatives_are_other_examples_positives():
