@@ -4,9 +4,11 @@ Variants, each trained for the same wall-clock budget by the real daemons
 (`sagewalk up`), embedded layer by layer and scored by the same code as the
 baselines:
 
-    pinsage-importance        importance pooling, curriculum hard negatives
+    pinsage-importance        importance pooling, curriculum hard negatives,
+                              sampled-softmax loss (the demo's configuration)
     pinsage-uniform           uniform (mean) pooling
     pinsage-no-hard           no hard negatives at any epoch
+    pinsage-max-margin        PinSage's max-margin loss instead of the softmax
     multisage                 MultiSage (users as context nodes)
 
     python benchmarks/quality.py [--minutes 5] [--out DIR] [--quick]
@@ -30,6 +32,7 @@ VARIANTS = {
     "pinsage-importance": ["trainer.pooling=importance"],
     "pinsage-uniform": ["trainer.pooling=uniform"],
     "pinsage-no-hard": ["trainer.pooling=importance", "trainer.hard_negative_schedule=[0]"],
+    "pinsage-max-margin": ["trainer.pooling=importance", "trainer.loss=max_margin"],
     "multisage": ["trainer.model=multisage"],
 }
 
