@@ -1,7 +1,7 @@
 """A/B of trainer settings on MovieLens-1M at a fixed number of steps.
 
     python3 benchmarks/offline_ab.py --config OUT/sagewalk.toml [--steps 3000]
-                                     [--set trainer.loss=softmax ...] [--threads 1]
+                                     [--set trainer.loss=softmax ...] [--threads 1] [--quick]
 
 OUT is a finished `sagewalk demo --out OUT` (its store and config).  One
 process samples each batch with the producers' BatchBuilder and trains it
@@ -31,7 +31,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--dataset", default=None,
                         help="converted dataset dir (default: the demo cache's ml-1m)")
+    parser.add_argument("--quick", action="store_true", help="300 steps")
     args = parser.parse_args()
+    if args.quick:
+        args.steps = 300
     print(json.dumps(run(args)), flush=True)
 
 
