@@ -54,10 +54,9 @@ def softmax_reference(z, q, p, easy, hard, temperature, in_batch=False):
     return total / len(q)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(0, 5), st.integers(0, 3),
-       st.floats(0.01, 1.0), st.booleans())
-def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin, in_batch):
+def random_batch(seed, batch, easy, hard):
+    """Unit embeddings of 12 items and a batch's positions into them (at least
+    one negative; -1 pads the hard ones)."""
     if easy == 0 and hard == 0:
         easy = 1
     g = torch.Generator().manual_seed(seed)
@@ -65,9 +64,17 @@ def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin,
     q = torch.randint(0, 12, (batch,), generator=g)
     p = torch.randint(0, 12, (batch,), generator=g)
     e = torch.randint(0, 12, (easy,), generator=g)
-    h = torch.randint(-1, 12, (batch, hard), generator=g)  # -1: padding
+    h = torch.randint(-1, 12, (batch, hard), generator=g)
     if hard and (h >= 0).sum() == 0 and easy == 0:
         h[0, 0] = 0
+    return z, q, p, e, h
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(0, 5), st.integers(0, 3),
+       st.floats(0.01, 1.0), st.booleans())
+def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin, in_batch):
+    z, q, p, e, h = random_batch(seed, batch, easy, hard)
     got = max_margin_loss(z, q, p, e, h, margin, in_batch=in_batch).loss.item()
     assert got == pytest.approx(reference(z, q.tolist(), p.tolist(), e.tolist(), h.tolist(),
                                           margin, in_batch), abs=1e-5)
@@ -78,14 +85,7 @@ def test_matches_a_triplet_by_triplet_reference(seed, batch, easy, hard, margin,
        st.floats(0.02, 1.0), st.booleans())
 def test_softmax_matches_a_per_example_reference(seed, batch, easy, hard, temperature,
                                                  in_batch):
-    if easy == 0 and hard == 0:
-        easy = 1
-    g = torch.Generator().manual_seed(seed)
-    z = F.normalize(torch.randn(12, 4, generator=g), dim=1)
-    q = torch.randint(0, 12, (batch,), generator=g)
-    p = torch.randint(0, 12, (batch,), generator=g)
-    e = torch.randint(0, 12, (easy,), generator=g)
-    h = torch.randint(-1, 12, (batch, hard), generator=g)
+    z, q, p, e, h = random_batch(seed, batch, easy, hard)
     got = ranking_loss("softmax", z, q, p, e, h, margin=0.1, temperature=temperature,
                        in_batch=in_batch).loss.item()
     assert got == pytest.approx(softmax_reference(z, q.tolist(), p.tolist(), e.tolist(),
