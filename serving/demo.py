@@ -48,7 +48,7 @@ class DemoPlan:
 
 # Settings chosen for 2 CPU cores and ~10 minutes; see docs/serving.md for why.
 # The learning rate decays (cosine) over the planned epochs, so the plan is
-# sized to the budget: an idle 2-core machine trains ~1,400 batches a minute;
+# sized to the budget: an idle 2-core machine trains ~1,450 batches a minute;
 # planning 1,300 lets the decay finish inside the budget there, and a faster
 # machine simply finishes early.
 BATCHES_PER_EPOCH = 300
