@@ -19,8 +19,8 @@ import numpy as np
 
 from sagewalk.errors import SagewalkError
 from sampler.graph import WalkGraph
-from sampler.rng import advance, below, unit, walk_state
-from sampler.walk_kernels import _pick_slot
+from sampler.rng import advance, below, walk_state
+from sampler.walk_kernels import step_slot
 
 
 class PairFileError(SagewalkError):
@@ -84,19 +84,12 @@ def cooccurrence_pairs(graph: WalkGraph, pairs_per_item: int, seed: int
 @numba.njit(nogil=True, cache=True)
 def _cooccurrence_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items,
                          per_item, seed, out_q, out_p):
-    single = type_cum.shape[0] == 1
     n = 0
     for item in range(num_items):
         for r in range(per_item):
             s = walk_state(seed, item, r)
             for _ in range(16):
-                s = advance(s)
-                if single:
-                    a = item_ptr[item]
-                    d = item_ptr[item + 1] - a
-                else:
-                    a, d = _pick_slot(item_ptr, type_cum, item, unit(s))
-                    s = advance(s)
+                a, d, s = step_slot(item_ptr, type_cum, item, advance(s))
                 if d == 0:
                     break
                 g = np.int64(item_ctx[a + below(s, d)])

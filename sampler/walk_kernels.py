@@ -53,6 +53,18 @@ def _pick_slot(item_ptr, type_cum, item, u):
     return a, item_ptr[base + last + 1] - a
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def step_slot(item_ptr, type_cum, item, s):
+    """(start, degree, state) of the contexts a step from `item` picks among.
+    One context type: the item's whole row, no draw.  Several: a weighted
+    slot (`_pick_slot`), which uses one draw of `s`."""
+    if type_cum.shape[0] == 1:
+        a = item_ptr[item]
+        return a, item_ptr[item + 1] - a, s
+    a, d = _pick_slot(item_ptr, type_cum, item, unit(s))
+    return a, d, advance(s)
+
+
 @numba.njit(nogil=True, cache=True)
 def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, length,
                restart_prob, cur, pos, ctx, state, trace, trace_ctx):
@@ -74,16 +86,8 @@ def walk_block(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, origin, n, lengt
 @numba.njit(nogil=True, cache=True)
 def _to_context_positions(item_ptr, item_ctx, type_cum, n, cur, pos, state):
     """Pass 1: each walk's item -> a position among its contexts (-1: none)."""
-    single = type_cum.shape[0] == 1
     for i in range(n):
-        c = cur[i]
-        s = advance(state[i])
-        if single:
-            a = item_ptr[c]
-            d = item_ptr[c + 1] - a
-        else:
-            a, d = _pick_slot(item_ptr, type_cum, c, unit(s))
-            s = advance(s)
+        a, d, s = step_slot(item_ptr, type_cum, cur[i], advance(state[i]))
         state[i] = s
         p = a + below(s, d) if d > 0 else -1
         pos[i] = p
