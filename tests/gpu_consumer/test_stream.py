@@ -37,13 +37,16 @@ class ThreadProducer:
         assert not self.thread.is_alive()
 
 
-def consume(stream, on_batch=None):
+def consume(stream, on_batch=None, limit=None):
+    """Keys of the batches trained, marking each done; stops after `limit`."""
     keys = []
     for tbatch in stream:
         keys.append(tbatch.ticket.key)
         if on_batch:
             on_batch(tbatch)
         stream.done(tbatch.ticket)
+        if len(keys) == limit:
+            break
     return keys
 
 
@@ -72,14 +75,9 @@ def test_two_producers_cover_every_ticket_once(tmp_path):
 
 def test_cursor_resumes_where_it_stopped(tmp_path):
     cfg = worker_cfg(tmp_path)
-    first = []
     with BatchStream(cfg, digest=SyntheticBuilder.digest, plan=plan()) as stream:
         producer = ThreadProducer(cfg, "p0")
-        for tbatch in stream:
-            first.append(tbatch.ticket.key)
-            stream.done(tbatch.ticket)
-            if len(first) == 13:
-                break
+        first = consume(stream, limit=13)
         cursor = stream.state_dict()
         producer.stop()
     with BatchStream(cfg, digest=SyntheticBuilder.digest, plan=plan(), cursor=cursor) as stream:
@@ -122,14 +120,9 @@ def test_slow_consumer_bounds_what_is_in_flight(tmp_path):
 
 def test_producer_survives_a_trainer_restart(tmp_path):
     cfg = worker_cfg(tmp_path)
-    first = []
     stream = BatchStream(cfg, digest=SyntheticBuilder.digest, plan=plan(1, 40)).start()
     producer = ThreadProducer(cfg, "p0", SyntheticBuilder(delay_s=0.01))
-    for tbatch in stream:
-        first.append(tbatch.ticket.key)
-        stream.done(tbatch.ticket)
-        if len(first) == 10:
-            break
+    first = consume(stream, limit=10)
     cursor = stream.state_dict()
     stream.close()  # the trainer goes away with tickets outstanding
     time.sleep(0.3)
