@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 FAMOUS = ("Toy Story (1995)", "Star Wars: Episode IV - A New Hope (1977)",
           "Godfather, The (1972)", "Silence of the Lambs, The (1991)", "Matrix, The (1999)")
-BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features", "nextitem")
 
 
 class DemoError(SagewalkError):
@@ -175,7 +174,7 @@ def train(plan: DemoPlan, config_path: Path) -> dict:
     say(f"[3/7] training for {plan.minutes:g} min (sampler + trainer daemons; log "
         f"{logs / 'up.log'}) ...")
     try:
-        _wait_budget(up, plan.minutes * 60.0, Path(config.trainer.run_dir))
+        _wait_budget(up, plan.minutes * 60.0)
     finally:
         _stop(up, 90.0)
         if dash is not None:
@@ -196,7 +195,7 @@ def _daemon(argv: list[str], log_path: Path) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_budget(proc: subprocess.Popen, seconds: float, run_dir: Path) -> None:
+def _wait_budget(proc: subprocess.Popen, seconds: float) -> None:
     start = time.monotonic()
     next_note = start + 60.0
     while time.monotonic() - start < seconds:
@@ -257,7 +256,7 @@ def evaluate(plan: DemoPlan, dataset: Path, config_path: Path, text: bool) -> di
     feats = m.catalogue_features(open_store(config.graphstore.path), config.sampler.item_type,
                                  held.item_ids)
     scorers = {"sagewalk (PinSage)": m.load_export(plan.out / "export", held.item_ids)}
-    for name in BASELINES:
+    for name in m.BASELINES:
         scorers[name if name != "features" else
                 ("features (title+genre)" if text else "features (year+genre)")] = \
             m.baseline(name, held, dataset, feats)
