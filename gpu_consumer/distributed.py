@@ -6,10 +6,10 @@ all-reduce of a flat buffer, so every rank applies the same update and the
 weights stay identical (rank 0's initial weights are broadcast first).  A rank
 without a batch in the last round of an epoch still joins the all-reduce with
 zero gradients and is left out of the mean (the buffer carries a count of the
-ranks that had a batch), so that step is the mean over the batches trained.  Averaging by hand rather than through DDP keeps
-parameters that one batch does not touch (a MultiSage context type absent from
-it) in step on every rank.  gloo on CPU, NCCL on CUDA; `torchrun` sets the
-environment read here.
+ranks that had a batch), so that step is the mean over the batches trained.
+Averaging by hand rather than through DDP keeps parameters that one batch
+does not touch (a MultiSage context type absent from it) in step on every
+rank.  gloo on CPU, NCCL on CUDA; `torchrun` sets the environment read here.
 """
 
 from __future__ import annotations
@@ -82,17 +82,8 @@ def average_gradients(module: torch.nn.Module, contributes: bool = True) -> int:
     return contributors
 
 
-def all_agree(flag: bool, device: torch.device | str = "cpu") -> bool:
-    """True on every rank iff `flag` is true on every rank (stop together).
-    `device` must be the trainer's device under NCCL (it reduces CUDA tensors only)."""
-    if not active():
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item() > 0)
-
-
-def consensus(stop: bool, checkpoint: bool, device: torch.device | str = "cpu") -> tuple[bool, bool]:
+def consensus(stop: bool, checkpoint: bool,
+              device: torch.device | str = "cpu") -> tuple[bool, bool]:
     """(any rank stops, any rank wants a checkpoint), the same on every rank:
     ranks stop together and checkpoint at the same step (the checkpoint gathers
     every rank's cursor)."""

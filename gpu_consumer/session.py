@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 class CheckpointMismatch(SagewalkError):
     """A checkpoint that this run cannot resume (another world size)."""
 
+
 STATE_VERSION = 1
 BUSY_WINDOW_S = 30.0
 
