@@ -141,11 +141,11 @@ def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") ->
     out.mkdir(parents=True, exist_ok=True)
     store = open_store(job.store_path)
     model = load_model(job.run_dir)
-    item_type = model.spec.item_type
-    if item_type not in store.node_types or item_type != sampler_config(job).item_type:
+    item_type, configured = model.spec.item_type, sampler_config(job).item_type
+    if item_type not in store.node_types or item_type != configured:
         raise EmbedError(f"the model at {job.run_dir} embeds node type {item_type!r}; the "
                          f"store at {store.path} has {', '.join(store.node_types)} and "
-                         f"sampler.item_type is {sampler_config(job).item_type!r}: embed with "
+                         f"sampler.item_type is {configured!r}: embed with "
                          "the store and config the model was trained on")
     n = store.node_types[item_type]
     done = _load_progress(out, _identity(job, store), n, job, model)
