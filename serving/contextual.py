@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from serving.index import IndexError_, Related, RelatedItems, UnknownItem
+from serving.layerwise import layer_inputs
 
 
 class ContextualRanker:
@@ -62,11 +63,7 @@ class ContextualRanker:
                           np.int64)
 
     def embed(self, items: np.ndarray, context: torch.Tensor) -> torch.Tensor:
-        nbrs = np.asarray(self.neighbors[items])
-        h_self = torch.from_numpy(np.array(self.h_prev[items], np.float32))
-        h_nbrs = torch.from_numpy(np.array(self.h_prev[np.maximum(nbrs, 0).reshape(-1)],
-                                           np.float32)).reshape(*nbrs.shape, -1)
-        w = torch.from_numpy(np.array(self.weights[items]))
+        h_self, h_nbrs, w = layer_inputs(self.h_prev, self.neighbors, self.weights, items)
         ego = context.expand(len(items), -1)
         h = self.model.convolve(self.model.num_layers - 1, h_self, h_nbrs, w, None, ego)
         return self.model.finalize(h)

@@ -49,6 +49,17 @@ def open_tables(work: Path, n: int, k: int, hidden: int, dim: int, num_layers: i
                   table("embeddings", np.float32, (n, dim)))
 
 
+def layer_inputs(prev, neighbors, weights, rows, device="cpu"):
+    """(h_self [n, d], h_nbrs [n, K, d], weights [n, K]) of `rows` (a slice or
+    an index array) from the previous layer's table and the neighbourhood
+    tables.  Padding (-1) reads row 0 with weight 0: it contributes nothing."""
+    nbrs = np.asarray(neighbors[rows])
+    h_self = torch.from_numpy(np.array(prev[rows])).to(device)
+    h_nbrs = torch.from_numpy(prev[np.maximum(nbrs, 0).reshape(-1)]).to(device)
+    w = torch.from_numpy(np.array(weights[rows])).to(device)
+    return h_self, h_nbrs.reshape(*nbrs.shape, -1), w
+
+
 class ChunkRunner:
     """Holds what a process needs (store, model, tables) and runs chunks."""
 
@@ -94,13 +105,8 @@ class ChunkRunner:
 
     def convolve(self, layer: int, lo: int, hi: int) -> torch.Tensor:
         """Layer `layer` (0-based) for rows lo:hi from the previous layer's table."""
-        prev = self.tables.hidden[layer]
-        nbrs = np.asarray(self.tables.neighbors[lo:hi])
-        w = torch.from_numpy(np.array(self.tables.weights[lo:hi])).to(self.device)
-        h_self = torch.from_numpy(np.array(prev[lo:hi])).to(self.device)
-        # Padding (-1) reads row 0 with weight 0: it contributes nothing.
-        h_nbrs = torch.from_numpy(prev[np.maximum(nbrs, 0).reshape(-1)]).to(self.device)
-        h_nbrs = h_nbrs.reshape(*nbrs.shape, -1)
+        h_self, h_nbrs, w = layer_inputs(self.tables.hidden[layer], self.tables.neighbors,
+                                         self.tables.weights, slice(lo, hi), self.device)
         if self.tables.context is None:
             return self.model.convolve(layer, h_self, h_nbrs, w)
         contexts = self.context_vectors(np.asarray(self.tables.context_type[lo:hi]),
