@@ -13,6 +13,7 @@ import numpy as np
 
 from sampler.graph import WalkGraph
 from sampler.neighbourhoods import ranked_visits
+from sampler.rng import seed64
 
 
 def easy_negatives(num_items: int, count: int, rng: np.random.Generator,
@@ -69,7 +70,7 @@ def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray,
                            restart_prob=restart_prob, top_k=hi, seed=seed,
                            exclude=[np.array([p]) for p in positives])
     reached = (ranked.counts > 0).sum(axis=1)
-    rng = np.random.default_rng([seed % 2**64, 0x4A2D])
+    rng = np.random.default_rng([seed64(seed), 0x4A2D])
     out = np.empty((b, count), np.int64)
     for i in range(b):
         v = int(reached[i])

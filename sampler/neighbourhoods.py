@@ -19,6 +19,7 @@ import numpy as np
 
 from sampler.graph import WalkGraph
 from sampler.records import Neighbourhoods
+from sampler.rng import seed64
 from sampler.walk_kernels import BAD_ID, neighbourhood_kernel
 
 # Walks advanced together per thread: enough independent loads to hide memory
@@ -54,10 +55,10 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
     out_ctx = np.empty((n, top_k if track_context else 0), np.int64)
     if n:
         block = max(1, _WALKS_PER_BLOCK // num_walks)
-        status = neighbourhood_kernel(graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item,
-                             graph.type_cum, seeds, ban_ptr, ban_items, num_walks, walk_length,
-                             float(restart_prob), top_k, np.uint64(int(seed) % 2**64),
-                             threads, block, out_item, out_cnt, out_ctx)
+        status = neighbourhood_kernel(
+            graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item, graph.type_cum, seeds,
+            ban_ptr, ban_items, num_walks, walk_length, float(restart_prob), top_k,
+            seed64(seed), threads, block, out_item, out_cnt, out_ctx)
         if status == BAD_ID:
             raise ValueError(f"the walk graph of {graph.item_type!r} holds a context or item id "
                              "outside its node counts: the store's CSR arrays are corrupt; "

@@ -19,7 +19,7 @@ import numpy as np
 
 from sagewalk.errors import SagewalkError
 from sampler.graph import WalkGraph
-from sampler.rng import advance, below, walk_state
+from sampler.rng import advance, below, seed64, walk_state
 from sampler.walk_kernels import step_slot
 
 
@@ -77,7 +77,7 @@ def cooccurrence_pairs(graph: WalkGraph, pairs_per_item: int, seed: int
     p = np.empty_like(q)
     n = _cooccurrence_kernel(graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item,
                              graph.type_cum, graph.num_items, pairs_per_item,
-                             np.uint64(int(seed) % 2**64), q, p)
+                             seed64(seed), q, p)
     return q[:n], p[:n]
 
 

@@ -15,6 +15,12 @@ import numba
 import numpy as np
 
 
+def seed64(seed: int) -> np.uint64:
+    """Any Python int as the kernels' uint64 seed; negative ones wrap as C's
+    uint64 does, so every int is a valid seed."""
+    return np.uint64(int(seed) % 2**64)
+
+
 @numba.njit(nogil=True, cache=True)
 def mix64(z):
     """splitmix64 finaliser: a bijective avalanche of a uint64."""

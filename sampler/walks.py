@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from sampler.prefetch import prefetch
-from sampler.rng import advance, below, walk_state
+from sampler.rng import advance, below, seed64, walk_state
 
 OK = 0
 BAD_NEIGHBOR = 1  # an indices entry is outside [0, num_nodes): the CSR is corrupt
@@ -129,7 +129,7 @@ def random_walks(indptr, indices, starts, length: int, seed: int, *,
     if block <= 0:
         raise ValueError(f"block: must be > 0, got {block}")
     out = np.empty((starts.shape[0], length + 1), np.int64)
-    seed = np.uint64(int(seed) % 2**64)  # any int; negative ones wrap like C's uint64
+    seed = seed64(seed)
     if interleave:
         status = interleaved_walks_kernel(indptr, indices, starts, length, seed, block,
                                           numba.get_num_threads(), out)
@@ -186,7 +186,7 @@ def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
     starts the reads without waiting), so the disk sees many reads at once.
     Same walks as random_walks (same per-walk RNG)."""
     starts = _check(indptr, indices, starts, length)
-    seed = np.uint64(int(seed) % 2**64)
+    seed = seed64(seed)
     n, num_nodes = starts.shape[0], indptr.shape[0] - 1
     out = np.empty((n, length + 1), np.int64)
     for lo in range(0, n, block):

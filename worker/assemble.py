@@ -22,6 +22,7 @@ from sagewalk.errors import ConfigError
 from sampler import compgraph, negatives, pairs
 from sampler.graph import WalkGraph
 from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods
+from sampler.rng import seed64
 from sampler.records import ComputationGraph, Neighbourhoods
 from worker.batch import MiniBatch
 from worker.ticket import Ticket
@@ -67,7 +68,7 @@ class BatchBuilder:
 
     def build(self, ticket: Ticket) -> MiniBatch:
         q, p = self._batch_pairs(ticket)
-        rng = np.random.default_rng([ticket.seed % 2**64, 0xEA5E])
+        rng = np.random.default_rng([seed64(ticket.seed), 0xEA5E])
         easy = negatives.easy_negatives(self.graph.num_items, self.cfg.easy_negatives, rng,
                                         self.cfg.negative_distribution, self._item_degrees())
         hard = self._hard_negatives(q, p, ticket)
