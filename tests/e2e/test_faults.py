@@ -141,6 +141,11 @@ def daemons(tmp_path):
 
 @pytest.mark.slow
 def test_producer_kill9_and_sigstop_epochs_stay_exact(daemons):
+    # A longer plan than the default: the SIGCONT'd producer must find the
+    # trainer still running to join it again (with 12 epochs the run could end
+    # within the producer's first heartbeat after SIGCONT).
+    daemons.write_config(producers=2, epochs=40)
+    daemons.epochs = 40
     trainer = daemons.start("trainer")
     sampler = daemons.start("sampler")
     daemons.wait_for(lambda: len(daemons.audit()) >= 20 and "joined (2 connected)" in
@@ -158,6 +163,9 @@ def test_producer_kill9_and_sigstop_epochs_stay_exact(daemons):
     daemons.wait_for(lambda: len(daemons.audit()) >= seen + 20, 30,
                      "progress without the stopped producer")
     os.kill(second, signal.SIGCONT)
+    # after SIGCONT the stopped producer joins again rather than staying out
+    daemons.wait_for(lambda: daemons.text().count("joined the trainer") >= 4, 10,
+                     "the resumed producer to join the trainer again")
     assert trainer.wait(90) == 0, daemons.text()[-3000:]
     keys = daemons.audit()
     assert Counter(keys).most_common(1)[0][1] == 1, "a ticket was accepted twice"
@@ -166,7 +174,6 @@ def test_producer_kill9_and_sigstop_epochs_stay_exact(daemons):
     assert summary["duplicates"] == 0 and summary["stop_reason"] == "completed"
     assert summary["gaps"] >= 1 and summary["producer_restarts"] >= 1, summary
     assert detected < 3.0, f"hung producer noticed after {detected:.1f} s"
-    # after SIGCONT the stopped producer joined again rather than staying out
     assert daemons.text().count("joined the trainer") >= 4
     family = descendants(sampler.pid)
     sampler.send_signal(signal.SIGTERM)
