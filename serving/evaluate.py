@@ -171,3 +171,73 @@ def pairs_from_split(held: HeldOut, part: str) -> tuple[np.ndarray, np.ndarray]:
     latest = latest_items(held.train, held.num_users)
     keep = latest[target.users] >= 0
     return latest[target.users[keep]], target.items[keep]
+
+
+@dataclass(frozen=True)
+class RankMetrics:
+    """Ranking figures over held-out pairs, each with its standard error.
+
+    hit_rate[k] = P(rank <= k), se sqrt(p(1-p)/n); mrr = mean 1/ceil(rank/scale),
+    se = sample std / sqrt(n); median rank with the half-width of the order-statistic
+    interval n/2 +- sqrt(n)/2 (a binomial 68% interval for the median) as its se."""
+    pairs: int
+    candidates: int
+    scale: float
+    hit_rate: dict[int, float]
+    hit_rate_se: dict[int, float]
+    mrr: float
+    mrr_se: float
+    median_rank: float
+    median_rank_se: float
+
+    def as_dict(self) -> dict:
+        out = {"pairs": self.pairs, "candidates": self.candidates, "scale": self.scale}
+        for k in sorted(self.hit_rate):
+            out[f"hr@{k}"] = round(self.hit_rate[k], 5)
+            out[f"hr@{k}_se"] = round(self.hit_rate_se[k], 5)
+        out.update(mrr=round(self.mrr, 5), mrr_se=round(self.mrr_se, 5),
+                   median_rank=self.median_rank, median_rank_se=round(self.median_rank_se, 2))
+        return out
+
+
+def rank_metrics(ranks: np.ndarray, *, ks: tuple[int, ...] = (10, 50), scale: float = 100.0,
+                 candidates: int) -> RankMetrics:
+    """RankMetrics of 1-based ranks (one per pair)."""
+    ranks = np.asarray(ranks, np.float64)
+    n = len(ranks)
+    if n == 0:
+        raise EvaluationError("no ranks to summarise (no held-out pairs)")
+    hits = {k: float(np.mean(ranks <= k)) for k in ks}
+    recip = 1.0 / np.ceil(ranks / scale)
+    mrr_se = float(np.std(recip, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    ordered = np.sort(ranks)
+    lo = int(np.clip(np.floor(n / 2 - np.sqrt(n) / 2), 0, n - 1))
+    hi = int(np.clip(np.ceil(n / 2 + np.sqrt(n) / 2), 0, n - 1))
+    return RankMetrics(n, candidates, scale, hits,
+                       {k: float(np.sqrt(p * (1 - p) / n)) for k, p in hits.items()},
+                       float(np.mean(recip)), mrr_se, float(np.median(ranks)),
+                       float((ordered[hi] - ordered[lo]) / 2))
+
+
+def ranks_among_all(scorer: Scorer, queries: np.ndarray, positives: np.ndarray, *,
+                    exclude: Scorer | None = None, batch: int = 256) -> np.ndarray:
+    """1-based rank of each positive among every item but the query (ties count
+    half, as in pair_metrics).  `exclude`: a scorer whose positive entries mark
+    candidates to leave out for that query (e.g. raw co-occurrence counts: the
+    query's training neighbours); the positive itself is never left out."""
+    queries = np.asarray(queries, np.int64)
+    positives = np.asarray(positives, np.int64)
+    if len(queries) != len(positives):
+        raise EvaluationError(f"need equally many queries and positives, got "
+                              f"{len(queries)} and {len(positives)}")
+    ranks = np.empty(len(queries), np.int64)
+    for start in range(0, len(queries), batch):
+        q, p = queries[start:start + batch], positives[start:start + batch]
+        scores = np.array(scorer(q), dtype=np.float32, copy=True)
+        if exclude is not None:
+            drop = np.asarray(exclude(q)) > 0
+            drop[np.arange(len(q)), p] = False
+            # NaN compares false both ways: a left-out candidate neither beats nor ties.
+            scores[drop] = np.nan
+        ranks[start:start + batch] = _ranks(scores, q, p, None)
+    return ranks
