@@ -178,8 +178,9 @@ class RankMetrics:
     """Ranking figures over held-out pairs, each with its standard error.
 
     hit_rate[k] = P(rank <= k), se sqrt(p(1-p)/n); mrr = mean 1/ceil(rank/scale),
-    se = sample std / sqrt(n); median rank with the half-width of the order-statistic
-    interval n/2 +- sqrt(n)/2 (a binomial 68% interval for the median) as its se."""
+    se = sample std / sqrt(n); median rank with, as its se, half the distance between
+    the sorted ranks at 0-based positions floor(n/2 - sqrt(n)/2) and ceil(n/2 +
+    sqrt(n)/2) (about a binomial 68% interval for the median)."""
     pairs: int
     candidates: int
     scale: float

@@ -50,6 +50,11 @@ GUARANTEE = ("each held-out pair shares exactly one context in the source store 
              "context in the training store; every item keeps at least one edge")
 
 
+PROTOCOL = ("held-out edges: each positive ranked among all items but the query by the "
+            "query's scores; ties count half; HR@K = P(rank <= K); MRR = mean "
+            "1/ceil(rank/scale); standard errors sqrt(p(1-p)/n) and std/sqrt(n)")
+
+
 class HoldoutError(SagewalkError):
     """A holdout cannot be made or read as asked."""
 
@@ -398,3 +403,15 @@ def time_lookups(holdout: Holdout, ppr, vectors: np.ndarray | None, *, queries: 
             index.search(v[x:x + 1], k + 1)
         out["embedding_seconds_per_query"] = (time.perf_counter() - start) / len(many)
     return out
+
+
+def table(results: dict[str, RankMetrics]) -> str:
+    """The results as a fixed-width table (value +- standard error)."""
+    lines = [f"{'method':<14} {'HR@10':>15} {'HR@50':>15} {'MRR':>15} {'median rank':>16}",
+             "-" * 79]
+    for name, r in results.items():
+        cells = [f"{r.hit_rate[k]:.4f} ± {r.hit_rate_se[k]:.4f}" for k in (10, 50)]
+        cells.append(f"{r.mrr:.4f} ± {r.mrr_se:.4f}")
+        cells.append(f"{r.median_rank:.0f} ± {r.median_rank_se:.0f}")
+        lines.append(f"{name:<14} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>16}")
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""`sagewalk evaluate`: HITS@K (DGL protocol) or pair hit-rate / scaled MRR."""
+"""`sagewalk evaluate`: HITS@K (DGL protocol), pair hit-rate / scaled MRR, or the
+held-out-edge protocol on a `sagewalk holdout` directory."""
 
 from __future__ import annotations
 
@@ -10,15 +11,27 @@ from sagewalk.commands._common import add_config_args, load_config
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="Score embeddings and baselines: DGL's PinSAGE HITS@K on a "
-        "leave-last-out dataset, or hit-rate@K and scaled MRR on a pair file.")
+        "leave-last-out dataset, hit-rate@K and scaled MRR on a pair file, or held-out "
+        "edges of any store (--holdout).")
     add_config_args(parser)
     parser.add_argument("--dataset", metavar="DIR", default=None,
                         help="Converted dataset (`sagewalk datasets fetch`): train/valid/test.")
     parser.add_argument("--embeddings", metavar="EXPORT_DIR", default=None,
                         help="`sagewalk embed --export` directory (the model under test).")
-    parser.add_argument("--baselines", default="popularity,itemknn,randomwalk,genre",
-                        help="Comma-separated baselines (popularity, itemknn, randomwalk, "
-                        "genre, features, nextitem); empty for none.")
+    parser.add_argument("--holdout", metavar="DIR", default=None,
+                        help="`sagewalk holdout` directory: HR@10, HR@50, scaled MRR and "
+                        "median rank over all items, baselines from its training store.")
+    parser.add_argument("--exclude-neighbours", action="store_true",
+                        help="--holdout: leave the query's training neighbours (items "
+                        "sharing a context) out of the candidates (default: all items).")
+    parser.add_argument("--leaky", action="store_true",
+                        help="--holdout: score the baselines on the SOURCE store, removed "
+                        "edges put back (the leakage check; never a result).")
+    parser.add_argument("--baselines", default=None,
+                        help="Comma-separated baselines; empty for none.  --dataset: "
+                        "popularity, itemknn, randomwalk, genre, features, nextitem "
+                        "(default the first four); --holdout: itemknn, ppr, svd, "
+                        "popularity (default all).")
     parser.add_argument("--store", metavar="DIR", default=None,
                         help="Store whose item features the 'features' baseline uses.")
     parser.add_argument("-k", type=int, default=10, help="Cut-off K.")
@@ -40,9 +53,13 @@ def _run(args: argparse.Namespace) -> int:
     from serving import methods as m
     from serving.evaluate import EvaluationError, load_held_out
     config = load_config(args)
+    if args.holdout is not None:
+        return _holdout(args)
+    if args.baselines is None:
+        args.baselines = "popularity,itemknn,randomwalk,genre"
     if args.dataset is None:
-        raise EvaluationError("--dataset DIR is required (the directory `sagewalk datasets "
-                              "fetch` printed; it holds items.tsv and train/valid/test.tsv)")
+        raise EvaluationError("--dataset DIR or --holdout DIR is required (the directory "
+                              "`sagewalk datasets fetch` or `sagewalk holdout` wrote)")
     if args.k < 1:
         raise EvaluationError(f"-k must be >= 1, got {args.k}")
     held = load_held_out(Path(args.dataset))
@@ -89,3 +106,34 @@ def _pairs(args, held, scorers) -> dict:
     return {name: pair_metrics(s, q, p, k=args.k, scale=args.scale, pool=args.pool,
                                num_items=len(held.item_ids)).__dict__
             for name, s in scorers.items()}
+
+
+def _holdout(args) -> int:
+    import json
+    from pathlib import Path
+
+    from graphstore import open_store
+    from serving import holdout as h
+    ho = h.load_holdout(Path(args.holdout))
+    names = [b for b in (args.baselines if args.baselines is not None
+                         else ",".join(h.BASELINES)).split(",") if b]
+    scorers = {}
+    if args.embeddings:
+        scorers["model"] = h.embedding_scorer(ho, args.embeddings)
+    base = open_store(ho.meta["source_store"]) if args.leaky else ho.store
+    scorers.update(h.baseline_scorers(base, ho.item_type, ho.context_types, names))
+    results = h.evaluate(ho, scorers, scale=args.scale,
+                         exclude_neighbours=args.exclude_neighbours)
+    ppr = scorers.get("ppr") or h.baseline_scorers(ho.store, ho.item_type, ho.context_types,
+                                                   ["ppr"])["ppr"]
+    latency = h.time_lookups(ho, ppr, scorers["model"].vectors if "model" in scorers else None)
+    print(h.table(results))
+    print("seconds per query: " + ", ".join(f"{k.replace('_seconds_per_query', '')} "
+                                            f"{v * 1e3:.3f} ms" for k, v in latency.items()))
+    if args.out:
+        payload = {"protocol": h.PROTOCOL, "exclude_neighbours": args.exclude_neighbours,
+                   "baselines_on": "source store (leaky)" if args.leaky else "training store",
+                   "holdout": ho.meta, "latency": latency,
+                   "methods": {n: r.as_dict() for n, r in results.items()}}
+        Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
+    return 0

@@ -1,0 +1,253 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from graphstore import build_from_arrays, open_store
+from graphstore.synth import generate
+from serving import baselines, holdout as H
+from serving.evaluate import rank_metrics, ranks_among_all
+
+
+def _synth_store(path, edges=6000, items=300, users=600, seed=3):
+    g = generate(edges, items, users, 6, seed=seed)
+    return build_from_arrays(path, edges={"rated": ("item", "user", g.items, g.users)},
+                             node_counts={"item": items, "user": users})
+
+
+def _multipartite_store(path, seed=0):
+    rng = np.random.default_rng(seed)
+    n_items = 80
+    rated = (rng.integers(0, n_items, 900), rng.integers(0, 150, 900))
+    cast = (rng.integers(0, 40, 40), rng.integers(0, n_items, 40))     # actor -> item
+    return build_from_arrays(path, edges={
+        "rated": ("item", "user", *rated), "cast": ("actor", "item", *cast)},
+        node_counts={"item": n_items, "user": 150, "actor": 40},
+        ids={"item": [f"m{i}" for i in range(n_items)]},
+        features={"item": rng.random((n_items, 3)).astype(np.float32)})
+
+
+def _item_contexts(store, item_type="item"):
+    """{item: set of (edge type, context)} over every item-context edge type."""
+    out = {i: set() for i in range(store.node_types[item_type])}
+    for name in H.context_types_of(store, item_type):
+        items, ctx, _ = baselines.item_context_edges(store, item_type, name)
+        for i, c in zip(items.tolist(), ctx.tolist()):
+            out[i].add((name, c))
+    return out
+
+
+def _edge_set(store):
+    edges = set()
+    for name in store.edge_types:
+        csr = store.csr(name)
+        for r in range(csr.num_rows):
+            edges.update((name, r, int(c)) for c in csr.neighbors(r))
+    return edges
+
+
+def _check_split(src, ho):
+    before, after = _item_contexts(src), _item_contexts(ho.store)
+    assert len(ho.queries) == ho.meta["pairs"] == ho.meta["removed_edges"]
+    for q, p in zip(ho.queries.tolist(), ho.positives.tolist()):
+        assert len(before[q] & before[p]) == 1        # linked through exactly one context
+        assert not after[q] & after[p]                # unreadable from the training store
+    assert all(after[i] for i in after if before[i])  # no item lost its last edge
+    removed = _edge_set(src) - _edge_set(ho.store)
+    assert len(removed) == ho.meta["removed_edges"] and _edge_set(ho.store) <= _edge_set(src)
+    pairs = {frozenset(x) for x in zip(ho.queries.tolist(), ho.positives.tolist())}
+    assert len(pairs) == len(ho.queries)
+    assert ho.store.node_types == src.node_types
+
+
+def test_split_properties_and_files(tmp_path):
+    src = _synth_store(tmp_path / "src")
+    out = H.split_store(tmp_path / "src", tmp_path / "ho", pairs=60, seed=1)
+    ho = H.load_holdout(out)
+    assert ho.meta["pairs"] == ho.meta["requested"] == 60
+    assert ho.meta["source_digest"] == src.digest and ho.meta["seed"] == 1
+    _check_split(src, ho)
+    rows = [r.split("\t") for r in (out / "pairs.tsv").read_text().splitlines()[1:]]
+    user_ids = src.ids("user")
+    for (q, p, etype, ctx) in rows:       # the removed edge is positive -> context
+        assert etype == "rated"
+        assert int(ctx) in src.csr("rated").neighbors(int(p))
+        assert int(ctx) not in ho.store.csr("rated").neighbors(int(p))
+        assert user_ids.to_dense([ctx])[0] in src.csr("rated").neighbors(int(q))
+
+
+def test_split_is_deterministic_given_the_seed(tmp_path):
+    _synth_store(tmp_path / "src")
+    a = H.split_store(tmp_path / "src", tmp_path / "a", fraction=0.02, seed=5)
+    b = H.split_store(tmp_path / "src", tmp_path / "b", fraction=0.02, seed=5)
+    c = H.split_store(tmp_path / "src", tmp_path / "c", fraction=0.02, seed=6)
+    assert (a / "pairs.tsv").read_text() == (b / "pairs.tsv").read_text()
+    ma, mb = (json.loads((d / "holdout.json").read_text()) for d in (a, b))
+    assert ma["train_digest"] == mb["train_digest"]
+    assert (a / "pairs.tsv").read_text() != (c / "pairs.tsv").read_text()
+    assert ma["requested"] == round(0.02 * ma["link_edges"])
+
+
+def test_multipartite_links_from_chosen_types_and_ids_features_kept(tmp_path):
+    src = _multipartite_store(tmp_path / "src")
+    out = H.split_store(tmp_path / "src", tmp_path / "ho", pairs=20, seed=0,
+                        link_types=["cast"])
+    ho = H.load_holdout(out)
+    assert ho.meta["context_types"] == ["cast", "rated"] and ho.meta["link_types"] == ["cast"]
+    _check_split(src, ho)
+    assert {r.split("\t")[2] for r in (out / "pairs.tsv").read_text().splitlines()[1:]} \
+        == {"cast"}
+    assert ho.item_ids == tuple(f"m{i}" for i in range(80))
+    np.testing.assert_array_equal(ho.store.features("item"), src.features("item"))
+    everything = H.split_store(tmp_path / "src", tmp_path / "all", pairs=40, seed=0)
+    _check_split(src, H.load_holdout(everything))
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 10_000), st.integers(1, 40))
+def test_split_guarantee_on_random_graphs(tmp_path_factory, seed, pairs):
+    tmp = tmp_path_factory.mktemp("h")
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(20, 200))
+    build_from_arrays(tmp / "src", edges={"e": ("item", "ctx", rng.integers(0, 30, m),
+                                               rng.integers(0, 40, m))},
+                      node_counts={"item": 30, "ctx": 40})
+    try:
+        out = H.split_store(tmp / "src", tmp / "ho", pairs=pairs, seed=seed)
+    except H.HoldoutError as err:
+        assert "no item pair shares exactly one context" in str(err)
+        return
+    ho = H.load_holdout(out)
+    assert 1 <= len(ho.queries) <= pairs
+    _check_split(open_store(tmp / "src"), ho)
+
+
+def test_failed_split_leaves_nothing(tmp_path, monkeypatch):
+    _synth_store(tmp_path / "src")
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(H, "_write_pairs", boom)
+    with pytest.raises(OSError, match="disk full"):
+        H.split_store(tmp_path / "src", tmp_path / "ho", pairs=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_split_refuses_bad_arguments(tmp_path):
+    _synth_store(tmp_path / "src")
+    with pytest.raises(H.HoldoutError, match="exactly one of"):
+        H.split_store(tmp_path / "src", tmp_path / "ho")
+    with pytest.raises(H.HoldoutError, match="does not link 'item'"):
+        H.split_store(tmp_path / "src", tmp_path / "ho", pairs=3, link_types=["nope"])
+    with pytest.raises(H.HoldoutError, match="not a node type"):
+        H.split_store(tmp_path / "src", tmp_path / "ho", pairs=3, item_type="film")
+    H.split_store(tmp_path / "src", tmp_path / "ho", pairs=3)
+    with pytest.raises(H.HoldoutError, match="already exists"):
+        H.split_store(tmp_path / "src", tmp_path / "ho", pairs=3)
+    H.split_store(tmp_path / "src", tmp_path / "ho", pairs=4, overwrite=True)
+    assert H.load_holdout(tmp_path / "ho").meta["pairs"] == 4
+
+
+def test_rank_metrics_hand_computed():
+    r = rank_metrics(np.array([1, 5, 20, 200]), ks=(10, 50), scale=100, candidates=999)
+    assert r.hit_rate == {10: 0.5, 50: 0.75}
+    assert r.hit_rate_se[10] == pytest.approx(np.sqrt(0.25 / 4))
+    assert r.mrr == pytest.approx((1 + 1 + 1 + 0.5) / 4)              # 1/ceil(rank/100)
+    assert r.mrr_se == pytest.approx(np.std([1, 1, 1, 0.5], ddof=1) / 2)
+    assert r.median_rank == 12.5
+    # sorted positions floor(2 - 1) = 1 and ceil(2 + 1) = 3 (0-based): ranks 5 and 200
+    assert r.median_rank_se == pytest.approx((200 - 5) / 2)
+
+
+def test_ranks_among_all_ties_self_and_exclusion():
+    scores = np.array([[9, 3, 3, 3, 5, 0],      # query 0, positive 2: 4 beats, 1 and 3 tie
+                       [1, 7, 2, 2, 2, 9]], np.float32)   # query 1: positive 5 is best
+    scorer = lambda q: scores[q]    # noqa: E731
+    ranks = ranks_among_all(scorer, np.array([0, 1]), np.array([2, 5]))
+    assert ranks.tolist() == [1 + 1 + 1, 1]
+    excl = np.zeros((2, 6), np.float32)
+    excl[0, [4, 2]] = 1             # leave out 4; the positive itself is never left out
+    ranks = ranks_among_all(scorer, np.array([0, 1]), np.array([2, 5]),
+                            exclude=lambda q: excl[q])
+    assert ranks.tolist() == [2, 1]
+
+
+def test_ppr_matches_dense_reference():
+    pairs = [(0, 0), (1, 0), (1, 1), (2, 1), (3, 2), (4, 2), (4, 1), (2, 3)]
+    g = baselines.Bipartite.from_pairs(*map(np.array, zip(*pairs)), 5, 4)
+    a = np.zeros((5, 4))
+    for i, c in pairs:
+        a[i, c] = 1
+    w = (a / a.sum(0)) @ (a / a.sum(1)[:, None]).T     # w[i', i] = P(i -> i')
+    ref = 0.15 * np.linalg.inv(np.eye(5) - 0.85 * w)    # column q: PPR from q
+    got = baselines.PersonalisedPageRank(g, restart=0.15, tol=1e-9)(np.arange(5))
+    np.testing.assert_allclose(got, ref.T, atol=1e-6)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
+
+
+def test_svd_is_deterministic_unit_vectors():
+    g = generate(3000, 200, 300, 5, seed=2)
+    graph = baselines.Bipartite.from_pairs(g.items, g.users, 200, 300)
+    a, b = baselines.SVDFactors(graph, dim=16), baselines.SVDFactors(graph, dim=16)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    linked = graph.item_degrees() > 0             # an item without edges gets zeros
+    np.testing.assert_allclose(np.linalg.norm(a.vectors[linked], axis=1), 1.0, atol=1e-5)
+    assert not a.vectors[~linked].any()
+
+
+def test_leakage_putting_the_edges_back_lifts_itemknn(tmp_path):
+    _synth_store(tmp_path / "src", edges=3000)
+    ho = H.load_holdout(H.split_store(tmp_path / "src", tmp_path / "ho", pairs=150))
+    names = ["itemknn"]
+    train = H.evaluate(ho, H.baseline_scorers(ho.store, "item", ho.context_types, names))
+    leaked = H.evaluate(ho, H.baseline_scorers(open_store(tmp_path / "src"), "item",
+                                               ho.context_types, names))
+    t, leak = train["itemknn"], leaked["itemknn"]
+    # Without the edges the positive shares nothing with the query: score 0, tied
+    # with every other stranger.  With them, it is a co-occurring neighbour.
+    assert t.hit_rate[50] == 0 and leak.hit_rate[50] > 0.3
+    assert leak.median_rank < t.median_rank / 2 and leak.mrr > t.mrr + 0.2
+
+
+def _write_export(path, ids, vectors):
+    path.mkdir()
+    np.save(path / "embeddings.npy", np.asarray(vectors, np.float32))
+    (path / "ids.txt").write_text("\n".join(ids) + "\n")
+
+
+def test_cli_holdout_then_evaluate(tmp_path, capsys):
+    from sagewalk.cli import main
+    _multipartite_store(tmp_path / "src")
+    assert main(["holdout", "--store", str(tmp_path / "src"), "--out", str(tmp_path / "ho"),
+                 "--pairs", "15", "--seed", "2"]) == 0
+    ho = H.load_holdout(tmp_path / "ho")
+    # A hand-written export in `sagewalk embed --export` format: the 'oracle' puts
+    # every held-out positive next to its query (a perfect score), one item missing.
+    vec = np.random.default_rng(0).normal(size=(80, 8))
+    for q, p in zip(ho.queries, ho.positives):
+        vec[p] = vec[q] + 1e-3
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    _write_export(tmp_path / "export", [f"m{i}" for i in range(80)], vec)
+    capsys.readouterr()
+    assert main(["evaluate", "--holdout", str(tmp_path / "ho"), "--embeddings",
+                 str(tmp_path / "export"), "--out", str(tmp_path / "r.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "model" in printed and "ppr" in printed and "HR@10" in printed
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert set(result["methods"]) == {"model", "itemknn", "ppr", "svd", "popularity"}
+    assert result["methods"]["model"]["hr@10"] > 0.5
+    assert result["holdout"]["pairs"] == len(ho.queries)
+    assert result["latency"]["ppr_seconds_per_query"] > 0
+    assert result["latency"]["embedding_seconds_per_query"] > 0
+
+
+def test_cli_errors_are_actionable(tmp_path, capsys):
+    from sagewalk.cli import main
+    assert main(["evaluate", "--holdout", str(tmp_path / "none")]) == 2
+    assert "sagewalk holdout --store" in capsys.readouterr().err
+    _synth_store(tmp_path / "src")
+    assert main(["holdout", "--store", str(tmp_path / "src"), "--out", str(tmp_path / "ho"),
+                 "--pairs", "0"]) == 2
+    assert "--pairs must be >= 1" in capsys.readouterr().err
