@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +66,67 @@ def expected_bytes(entry: dict[str, Any]) -> int:
     return int(np.prod(entry["shape"], dtype=np.int64)) * np.dtype(entry["dtype"]).itemsize
 
 
-def open_array(root: Path, entry: dict[str, Any]) -> np.ndarray:
-    """Memory-map an array read-only after checking its size against the manifest."""
+def open_array(root: Path, entry: dict[str, Any], watch: "MappedFiles | None" = None
+               ) -> np.ndarray:
+    """Memory-map an array read-only after checking its size against the manifest.
+    With `watch`, the file stays open there so `watch.check()` sees it change size."""
     path = root / entry["file"]
     if not path.is_file():
         raise StoreError(f"{path}: file missing from the store (the manifest lists it); "
                          "the store is incomplete: rebuild it with `sagewalk ingest`")
-    size, want = path.stat().st_size, expected_bytes(entry)
-    if size != want:
-        raise StoreError(f"{path}: {size} bytes, the manifest expects {want} "
-                         f"({entry['dtype']} {entry['shape']}); the file is truncated or was "
-                         "edited: rebuild the store with `sagewalk ingest`")
-    if want == 0:  # numpy cannot map an empty file
-        return np.zeros(entry["shape"], dtype=entry["dtype"])
-    return np.memmap(path, dtype=entry["dtype"], mode="r", shape=tuple(entry["shape"]))
+    with open(path, "rb") as handle:
+        size, want = os.fstat(handle.fileno()).st_size, expected_bytes(entry)
+        if size != want:
+            raise StoreError(f"{path}: {size} bytes, the manifest expects {want} "
+                             f"({entry['dtype']} {entry['shape']}); the file is truncated or "
+                             "was edited: rebuild the store with `sagewalk ingest`")
+        if want == 0:  # numpy cannot map an empty file
+            return np.zeros(entry["shape"], dtype=entry["dtype"])
+        array = np.memmap(handle, dtype=entry["dtype"], mode="r", shape=tuple(entry["shape"]))
+        if watch is not None:
+            watch.add(path, os.dup(handle.fileno()), want)
+    return array
+
+
+class MappedFiles:
+    """Files this process has memory-mapped, each kept open (one descriptor)
+    so that `check()` can fstat the very inode that is mapped.
+
+    Reading a page of a mapped file that was truncated under the mapping is
+    a SIGBUS: the process dies in the middle of a kernel with no message.
+    `check()` before each unit of work turns that into a StoreError naming
+    the file.  A store replaced by a rename (`sagewalk ingest --overwrite`)
+    is not a change here: the mapped inode lives on, intact, until unmapped.
+    """
+
+    def __init__(self):
+        self._files: list[tuple[Path, int, int]] = []   # (path, fd, size when mapped)
+        self._closer = weakref.finalize(self, _close_all, self._files)
+
+    def add(self, path: Path, fd: int, size: int) -> None:
+        self._files.append((path, fd, size))
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def check(self) -> None:
+        """StoreError if any mapped file changed size since it was mapped."""
+        for path, fd, size in self._files:
+            now = os.fstat(fd).st_size
+            if now != size:
+                raise StoreError(
+                    f"{path}: changed size from {size} to {now} bytes while this process "
+                    "had it memory-mapped (truncated or rewritten in place); reading it "
+                    "now would kill the process with SIGBUS; expected a store to stay "
+                    "unchanged while it is in use; fix: rebuild it with `sagewalk ingest "
+                    "--overwrite` (which replaces a store atomically, safe under running "
+                    "processes), check it with `sagewalk store verify`, then restart")
+
+
+def _close_all(files: list[tuple[Path, int, int]]) -> None:
+    for _, fd, _ in files:
+        os.close(fd)
+    files.clear()
 
 
 def iter_entries(manifest: dict[str, Any]):

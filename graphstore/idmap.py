@@ -118,9 +118,9 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def open_idmap(root: Path, node_type: str, spec: dict[str, Any]) -> IdMap:
+def open_idmap(root: Path, node_type: str, spec: dict[str, Any], watch=None) -> IdMap:
     files = spec["files"]
-    get = lambda name: open_array(root, files[name]) if name in files else None  # noqa: E731
+    get = lambda name: open_array(root, files[name], watch) if name in files else None  # noqa: E731
     return IdMap(node_type, spec["kind"], get("keys"), get("order"), get("values"),
                  get("bytes"), get("offsets"))
 

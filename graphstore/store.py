@@ -1,5 +1,6 @@
 """Reading a store: every array is a read-only memmap, checked against the
-manifest (format version, file sizes) when the store is opened."""
+manifest (format version, file sizes) when the store is opened; a CSR's
+structure (offsets, id ranges: graphstore/check.py) when it is first mapped."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from graphstore.errors import StoreError
-from graphstore.format import content_digest, iter_entries, open_array, read_manifest
+from graphstore.check import check_csr, check_ids, check_offsets
+from graphstore.format import (MappedFiles, content_digest, iter_entries, open_array,
+                               read_manifest)
 from graphstore.idmap import IdMap, decode_strings, open_idmap
 
 
@@ -59,6 +62,7 @@ class Store:
         self._csr: dict[tuple[str, bool], CSR] = {}
         self._features: dict[str, np.ndarray | None] = {}
         self._ids: dict[str, IdMap] = {}
+        self._mapped = MappedFiles()  # what check_files() watches for a size change
 
     def __reduce__(self):
         # Sent to another process (spawn, multiprocessing): reopen by path there
@@ -83,22 +87,43 @@ class Store:
                 for name, spec in self.manifest["edge_types"].items()}
 
     def csr(self, edge_type: str, reverse: bool = False) -> CSR:
-        """Forward: src_type -> dst_type rows; reverse=True: dst_type -> src_type."""
+        """Forward: src_type -> dst_type rows; reverse=True: dst_type -> src_type.
+        The first call per direction checks its structure (one pass over it):
+        StoreError names the damaged file."""
         key = (edge_type, bool(reverse))
         if key not in self._csr:
             spec = self._edge_spec(edge_type)["reverse" if reverse else "forward"]
+            et = self.edge_types[edge_type]
+            rows, cols = (et.dst_type, et.src_type) if reverse else (et.src_type, et.dst_type)
+            indptr = open_array(self.path, spec["indptr"], self._mapped)
+            indices = open_array(self.path, spec["indices"], self._mapped)
+            check_csr(self.path, spec, indptr, indices, self.node_types[rows],
+                      self.node_types[cols], cols)
             weights = spec.get("weights")
-            self._csr[key] = CSR(open_array(self.path, spec["indptr"]),
-                                 open_array(self.path, spec["indices"]),
-                                 None if weights is None else open_array(self.path, weights))
+            self._csr[key] = CSR(indptr, indices, None if weights is None else
+                                 open_array(self.path, weights, self._mapped))
         return self._csr[key]
+
+    def check_structure(self) -> None:
+        """Check every CSR, both directions, and the id maps (what a process
+        that maps them all would check); StoreError names the first damaged file."""
+        for name in self.edge_types:
+            self.csr(name)
+            self.csr(name, reverse=True)
+        for node_type in self.node_types:
+            self.ids(node_type)
+
+    def check_files(self) -> None:
+        """StoreError if a file this process has mapped changed size since:
+        cheap (one fstat per mapped file), meant before each unit of work."""
+        self._mapped.check()
 
     def features(self, node_type: str) -> np.ndarray | None:
         self._check_node_type(node_type)
         if node_type not in self._features:  # one mapping per process, not per call
             entry = self.manifest.get("features", {}).get(node_type)
             self._features[node_type] = None if entry is None else open_array(
-                self.path, entry["array"])
+                self.path, entry["array"], self._mapped)
         return self._features[node_type]
 
     def feature_columns(self, node_type: str) -> list[dict[str, Any]]:
@@ -109,8 +134,10 @@ class Store:
     def ids(self, node_type: str) -> IdMap:
         self._check_node_type(node_type)
         if node_type not in self._ids:
-            self._ids[node_type] = open_idmap(self.path, node_type,
-                                              self.manifest["node_types"][node_type]["ids"])
+            idmap = open_idmap(self.path, node_type,
+                               self.manifest["node_types"][node_type]["ids"], self._mapped)
+            self._check_idmap(idmap)
+            self._ids[node_type] = idmap
         return self._ids[node_type]
 
     def attribute_names(self, node_type: str) -> list[str]:
@@ -130,6 +157,16 @@ class Store:
                              f"in attribute({node_type!r}, {name!r})")
         return decode_strings(open_array(self.path, spec["bytes"]),
                               open_array(self.path, spec["offsets"]), rows)
+
+    def _check_idmap(self, idmap: IdMap) -> None:
+        """Lookups return order[...] as dense ids and slice strings by offsets:
+        both are proven in range here (O(nodes), once per process)."""
+        files = self.manifest["node_types"][idmap.node_type]["ids"]["files"]
+        count = self.node_types[idmap.node_type]
+        check_ids(self.path, files["order"]["file"], idmap.order, count, idmap.node_type)
+        if idmap.offsets is not None:
+            check_offsets(self.path, files["offsets"]["file"], idmap.offsets,
+                          int(idmap.data.shape[0]), files["bytes"]["file"])
 
     def _check_node_type(self, node_type: str) -> None:
         if node_type not in self.node_types:
