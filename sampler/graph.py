@@ -23,7 +23,12 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from graphstore.errors import StoreError
 from sagewalk.errors import ConfigError
+
+
+class CorruptGraphError(StoreError, ValueError):  # ValueError: what callers caught before
+    """A kernel met an id outside the walk graph: the store's CSR is damaged."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class WalkGraph:
     item_ctx: np.ndarray
     ctx_ptr: np.ndarray
     ctx_item: np.ndarray
+    source: str = ""                     # the store's path, for error messages
 
     @property
     def num_slots(self) -> int:
@@ -79,11 +85,11 @@ class WalkGraph:
             raise ConfigError(f"sampler.context_weights: no edge type touching {item_type!r} "
                               "has a positive weight, so no walk can leave its seed")
         return cls.from_slots(item_type, store.node_types[item_type], slots,
-                              [weights[s.edge_type] for s in slots])
+                              [weights[s.edge_type] for s in slots], source=str(store.path))
 
     @classmethod
     def from_slots(cls, item_type: str, num_items: int, slots: list[Slot],
-                   weights: list[float]) -> "WalkGraph":
+                   weights: list[float], source: str = "") -> "WalkGraph":
         """Assemble the kernels' layout (tests build slots from numpy arrays)."""
         for s in slots:
             if s.item_side[0].shape[0] != num_items + 1:
@@ -96,10 +102,23 @@ class WalkGraph:
         if len(slots) == 1:
             (ip, ic), (cp, ci) = slots[0].item_side, slots[0].context_side
         else:
-            ip, ic, cp, ci = _interleave(slots, num_items, offsets)
+            ip, ic, cp, ci = _interleave(slots, num_items, offsets, source)
         return cls(item_type, num_items, tuple(s.edge_type for s in slots), ctx_types,
                    np.array([ctx_types.index(s.context_type) for s in slots], np.int16),
-                   offsets, np.cumsum(probs / probs.sum()), ip, ic, cp, ci)
+                   offsets, np.cumsum(probs / probs.sum()), ip, ic, cp, ci, source)
+
+    def corrupt_error(self, doing: str) -> CorruptGraphError:
+        """The error a wrapper raises when a kernel reports a stored id or
+        offset outside the graph (the kernels never raise themselves)."""
+        where = self.source or "the walk graph"
+        return CorruptGraphError(
+            f"{where}: {doing}: the store's CSR arrays are corrupt: an id in the files of "
+            f"edge types "
+            f"{', '.join(self.edge_types)} (edges/<type>/*/indices.bin) lies outside the "
+            f"node counts ({self.num_items} {self.item_type}, {int(self.ctx_offsets[-1])} "
+            "contexts) or an offset (indptr.bin) outside its edges; expected every id "
+            "below its type's count: the files changed after the store was opened; fix: "
+            "run `sagewalk store verify` on the store and rebuild it with `sagewalk ingest`")
 
     def degrees(self) -> np.ndarray:
         """int64 [num_items]: contexts of each item over every slot."""
@@ -129,7 +148,7 @@ def _slot(store, etype, item_type: str) -> Slot:
                 (item_side.indptr, item_side.indices), (ctx_side.indptr, ctx_side.indices))
 
 
-def _interleave(slots, num_items, offsets):
+def _interleave(slots, num_items, offsets, source=""):
     """Several slots -> one layout.  Context ids become global (offset per slot);
     uint32 when every id fits (halves the gathers' cache footprint), else int64."""
     t = len(slots)
@@ -139,8 +158,15 @@ def _interleave(slots, num_items, offsets):
     np.cumsum(deg.reshape(-1), out=item_ptr[1:])
     item_ctx = np.empty(int(item_ptr[-1]), id_dtype)
     for k, s in enumerate(slots):
-        _scatter_slot(np.asarray(s.item_side[0]), np.asarray(s.item_side[1]), item_ptr, t, k,
-                      offsets[k], item_ctx)
+        # Ids become global here: one too large for its slot would alias a
+        # context of the next slot, which no later bounds check could see.
+        if _scatter_slot(np.asarray(s.item_side[0]), np.asarray(s.item_side[1]), item_ptr, t,
+                         k, offsets[k], s.num_contexts, item_ctx):
+            raise CorruptGraphError(
+                f"{source or 'walk graph'}: edge type {s.edge_type!r}: an item-side id is "
+                f"not a dense {s.context_type} id (expected 0..{s.num_contexts - 1}); the "
+                "store's indices.bin is damaged; fix: run `sagewalk store verify` and "
+                "rebuild the store with `sagewalk ingest`")
     ctx_ptr = np.zeros(offsets[-1] + 1, np.int64)
     pieces, base = [], 0
     for k, s in enumerate(slots):
@@ -153,9 +179,15 @@ def _interleave(slots, num_items, offsets):
 
 
 @numba.njit(nogil=True, cache=True)
-def _scatter_slot(indptr, indices, item_ptr, t, k, offset, out):
+def _scatter_slot(indptr, indices, item_ptr, t, k, offset, num_contexts, out):
+    """Copy slot k's rows into the interleaved layout; True (the copy stops
+    there) if an id is outside 0..num_contexts-1."""
     for i in range(indptr.shape[0] - 1):
         dst = item_ptr[i * t + k]
         for j in range(indptr[i], indptr[i + 1]):
-            out[dst] = indices[j] + offset
+            c = np.int64(indices[j])
+            if c < 0 or c >= num_contexts:
+                return True
+            out[dst] = c + offset
             dst += 1
+    return False

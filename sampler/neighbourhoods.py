@@ -60,9 +60,7 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
             ban_ptr, ban_items, num_walks, walk_length, float(restart_prob), top_k,
             seed64(seed), threads, block, out_item, out_cnt, out_ctx)
         if status == BAD_ID:
-            raise ValueError(f"the walk graph of {graph.item_type!r} holds a context or item id "
-                             "outside its node counts: the store's CSR arrays are corrupt; "
-                             "rebuild the store (`sagewalk ingest`)")
+            raise graph.corrupt_error(f"walks from {n} {graph.item_type} seeds")
     return VisitRanking(out_item, out_cnt, out_ctx)
 
 

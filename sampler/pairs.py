@@ -78,13 +78,18 @@ def cooccurrence_pairs(graph: WalkGraph, pairs_per_item: int, seed: int
     n = _cooccurrence_kernel(graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item,
                              graph.type_cum, graph.num_items, pairs_per_item,
                              seed64(seed), q, p)
+    if n < 0:
+        raise graph.corrupt_error("drawing co-occurrence positives")
     return q[:n], p[:n]
 
 
 @numba.njit(nogil=True, cache=True)
 def _cooccurrence_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items,
                          per_item, seed, out_q, out_p):
+    """Returns the pair count, or -1 if a stored id or offset was out of range
+    (checked before it is used as an index: this kernel is not the hot loop)."""
     n = 0
+    num_ctx = ctx_ptr.shape[0] - 1
     for item in range(num_items):
         for r in range(per_item):
             s = walk_state(seed, item, r)
@@ -92,11 +97,19 @@ def _cooccurrence_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_it
                 a, d, s = step_slot(item_ptr, type_cum, item, advance(s))
                 if d == 0:
                     break
+                if a < 0 or a + d > item_ctx.shape[0]:
+                    return -1
                 g = np.int64(item_ctx[a + below(s, d)])
+                if g < 0 or g >= num_ctx:
+                    return -1
                 s = advance(s)
                 a2 = ctx_ptr[g]
                 d2 = ctx_ptr[g + 1] - a2
+                if d2 > 0 and (a2 < 0 or a2 + d2 > ctx_item.shape[0]):
+                    return -1
                 other = np.int64(ctx_item[a2 + below(s, d2)]) if d2 > 0 else item
+                if other < 0 or other >= num_items:
+                    return -1
                 if other != item:
                     out_q[n] = item
                     out_p[n] = other

@@ -102,10 +102,12 @@ def _read_contexts(item_ctx, ctx_ptr, n, pos, ctx):
     bad = False
     for i in range(n):
         p = pos[i]
-        g = np.int64(item_ctx[p]) if p >= 0 else -1
-        if g >= num_ctx:
-            bad = True
-            g = -1
+        g = -1
+        if p >= 0:
+            g = np.int64(item_ctx[p])
+            if np.uint64(g) >= np.uint64(num_ctx):  # one compare: also int64 ids below 0
+                bad = True
+                g = -1
         ctx[i] = g
         if g >= 0:
             prefetch(ctx_ptr, g)
@@ -141,10 +143,12 @@ def _arrive(item_ptr, ctx_item, num_slots, origin, n, step, restart_prob, ctx, p
         p = pos[i]
         s = advance(state[i])
         state[i] = s
-        nxt = np.int64(ctx_item[p]) if p >= 0 else -1
-        if nxt >= num_items:
-            bad = True
-            nxt = -1
+        nxt = -1
+        if p >= 0:
+            nxt = np.int64(ctx_item[p])
+            if np.uint64(nxt) >= np.uint64(num_items):  # one compare: also ids below 0
+                bad = True
+                nxt = -1
         if nxt < 0:
             p = -1
         if p >= 0:
