@@ -67,6 +67,9 @@ class BatchBuilder:
         return self.pairs.val_queries.copy(), self.pairs.val_positives.copy()
 
     def build(self, ticket: Ticket) -> MiniBatch:
+        # One fstat per mapped file: a store file truncated under this process
+        # becomes a StoreError naming it here, not a SIGBUS mid-kernel.
+        self.store.check_files()
         q, p = self._batch_pairs(ticket)
         rng = np.random.default_rng([seed64(ticket.seed), 0xEA5E])
         easy = negatives.easy_negatives(self.graph.num_items, self.cfg.easy_negatives, rng,
@@ -80,6 +83,7 @@ class BatchBuilder:
     def inference_batch(self, nodes: np.ndarray) -> MiniBatch:
         """Computation graph + features for arbitrary distinct targets, with the
         inference seed (so a node's neighbourhood is the same in every batch)."""
+        self.store.check_files()
         nodes = np.asarray(nodes, np.int64).reshape(-1)
         if np.unique(nodes).shape[0] != nodes.shape[0]:
             raise ValueError("inference_batch: nodes must be distinct item ids")

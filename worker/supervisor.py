@@ -8,6 +8,14 @@ budget, apply a new producer count (SIGHUP re-reads the config file; `sagewalk
 scale` talks to the control socket), keep the Prometheus file-SD list of
 producer endpoints current.  SIGTERM/SIGINT drain: every producer finishes its
 batch, hands back its tickets and exits 0; the supervisor then exits 0.
+
+A producer that dies is restarted only if the store it maps is sound: after
+any crash the supervisor checks the store (sizes and structure,
+`Store.check_structure`).  A damaged store fails every producer the same
+way, so restarting would only burn the restart budget: instead every
+producer is stopped and the supervisor exits 2 with the store's own message
+(which file, what is wrong, how to fix it).  A SIGBUS is named for what it
+almost always is here, a mapped store file truncated under the producer.
 """
 
 from __future__ import annotations
@@ -29,10 +37,24 @@ log = logging.getLogger(__name__)
 
 BUDGET_WINDOW_S = 600.0
 BACKOFF_S = (0.2, 10.0)  # first delay, cap; doubles per consecutive crash
+DEFAULT_BUILDER = "worker.producer:default_builder"
+
+# What a producer killed by these signals most likely met.
+_SIGNAL_CAUSES = {
+    signal.SIGBUS: "it read a page of a memory-mapped file that is no longer there: a store "
+                   "file was truncated or rewritten in place while mapped (or the disk failed)",
+    signal.SIGSEGV: "an out-of-bounds read: a damaged store file, or a bug",
+}
 
 
 class SupervisorError(Exception):
-    pass
+    exit_status = 1
+
+
+class StoreDamagedError(SupervisorError):
+    """The producers' store is damaged: restarting them cannot help."""
+
+    exit_status = 2
 
 
 @dataclass
@@ -52,7 +74,8 @@ class Supervisor:
     config_path: str | None = None
     overrides: tuple[str, ...] = ()
     endpoint: str | None = None         # --connect; default worker.trainer_endpoint
-    builder: str = "worker.producer:default_builder"
+    builder: str = DEFAULT_BUILDER
+    store_path: str | None = None       # checked after a crash; default builder: graphstore.path
     name_prefix: str = field(default_factory=socket.gethostname)
     slots: list[Slot] = field(default_factory=list)
     restarts: deque = field(default_factory=deque)
@@ -65,6 +88,8 @@ class Supervisor:
         self._reload = False
         self.target = self.config.worker.producers
         self.total_restarts = 0
+        if self.store_path is None and self.builder == DEFAULT_BUILDER:
+            self.store_path = str(self.config.graphstore.path)
 
     # -- signals -------------------------------------------------------------
     def install_signals(self) -> None:
@@ -78,7 +103,7 @@ class Supervisor:
     # -- main loop -----------------------------------------------------------
     def run(self, control=None) -> int:
         """Supervise until asked to stop; 0 after a clean drain, 1 when the
-        restart budget is spent."""
+        restart budget is spent, 2 when a producer died on a damaged store."""
         status = 0
         try:
             while not self._stop:
@@ -91,7 +116,7 @@ class Supervisor:
                     self.step(time.monotonic())
                 except SupervisorError as err:
                     log.error("%s", err)
-                    status = 1
+                    status = err.exit_status
                     break
                 time.sleep(0.1)
         finally:
@@ -121,6 +146,7 @@ class Supervisor:
             if slot.index >= self.target:
                 log.info("producer %s retired (exit %s)", self._name(slot), process.exitcode)
                 return
+            self._check_store(slot, process.exitcode)
             slot.crashes = slot.crashes + 1 if now - slot.started < 60 else 1
             delay = min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** (slot.crashes - 1))
             slot.start_at = now + delay
@@ -129,6 +155,23 @@ class Supervisor:
                         _exit_text(process.exitcode), delay)
         if slot.process is None and slot.index < self.target and now >= slot.start_at:
             self._start(slot, now)
+
+    def _check_store(self, slot: Slot, code: int | None) -> None:
+        """After a crash: StoreDamagedError if the store is why (a
+        deterministic failure), else return and let the restart go ahead."""
+        if code is not None and -code in _SIGNAL_CAUSES:
+            log.error("producer %s was killed by %s: %s", self._name(slot), _exit_text(code),
+                      _SIGNAL_CAUSES[-code])
+        if not self.store_path:
+            return
+        from graphstore import StoreError, open_store
+        try:
+            open_store(self.store_path).check_structure()
+        except StoreError as err:
+            raise StoreDamagedError(
+                f"producer {self._name(slot)} exited with {_exit_text(code)} and its store is "
+                f"damaged, so every restart would fail the same way: not restarting, "
+                f"stopping all producers. {err}") from err
 
     def _count_restart(self, now: float) -> None:
         self.restarts.append(now)

@@ -219,3 +219,23 @@ def test_invariants_on_random_graphs(tmp_path_factory, n_items, n_users, m, laye
     t = g.targets
     assert (t[mb.queries] != t[mb.positives]).all()
     assert mb.hard_negatives.shape == (mb.size, hard)
+
+
+def test_a_store_file_changing_size_fails_the_next_batch_naming_the_file(tmp_path):
+    """Checked (fstat) before each batch: a store file cut short under a
+    producer is a StoreError naming it, not a SIGBUS inside a kernel."""
+    from graphstore import StoreError
+    rng = np.random.default_rng(4)
+    s = build_from_arrays(tmp_path / "store",
+                          edges={"rates": ("item", "user", rng.integers(0, 80, 600),
+                                           rng.integers(0, 30, 600))},
+                          node_counts={"item": 80, "user": 30})
+    b = BatchBuilder(s, _cfg())
+    b.build(Ticket(0, 0, 1, 0))
+    rel = "edges/rates/reverse/indices.bin"
+    with open(s.path / rel, "ab") as handle:  # grown, not truncated: no SIGBUS here
+        handle.write(b"\0\0")
+    with pytest.raises(StoreError, match=rf"{rel}: changed size from \d+ to \d+ bytes"):
+        b.build(Ticket(0, 1, 1, 0))
+    with pytest.raises(StoreError, match="changed size"):
+        b.inference_batch(np.arange(4))

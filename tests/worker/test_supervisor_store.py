@@ -1,0 +1,95 @@
+"""The supervisor and real producer processes on a damaged store: a
+deterministic failure stops the producers with the store's message (exit 2)
+instead of a crash loop that burns the restart budget."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from graphstore import build_from_arrays
+from test_supervisor import make_config
+from worker.control import ControlServer
+from worker.supervisor import Slot, Supervisor, _exit_text
+
+
+@pytest.fixture()
+def store_path(tmp_path):
+    rng = np.random.default_rng(5)
+    build_from_arrays(tmp_path / "store",
+                      edges={"rates": ("item", "user", rng.integers(0, 50, 400),
+                                       rng.integers(0, 40, 400))},
+                      node_counts={"item": 50, "user": 40})
+    return tmp_path / "store"
+
+
+def _config(tmp_path, store_path, **worker):
+    """The supervisor's config and its producers' agree on the store (as
+    `sagewalk sampler` loads both from one config file and --set list)."""
+    config = make_config(tmp_path, **worker)
+    return replace(config, graphstore=replace(config.graphstore, path=str(store_path)))
+
+
+def _run_until_it_stops(config, timeout=120.0, **kwargs):
+    """Run a supervisor (real spawned producers) until it gives up by itself."""
+    sup = Supervisor(config, **kwargs)
+    control = ControlServer(config.worker.control_endpoint)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(status=sup.run(control)),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout)
+    stopped = not thread.is_alive()
+    if not stopped:
+        sup.request_stop()
+        thread.join(30)
+    control.close()
+    assert stopped, "the supervisor kept restarting producers on a damaged store"
+    return sup, result["status"]
+
+
+def test_producer_on_a_store_edited_in_place_is_not_restarted(tmp_path, store_path, caplog):
+    indices = np.memmap(store_path / "edges/rates/forward/indices.bin", mode="r+",
+                        dtype=np.uint16)
+    indices[3] = 9999  # same size: opening passes, the structure check does not
+    indices.flush()
+    del indices
+    config = _config(tmp_path, store_path, producers=2, restart_budget=50)
+    with caplog.at_level(logging.INFO):
+        sup, status = _run_until_it_stops(config, overrides=(f"graphstore.path={store_path}",))
+    assert status == 2
+    assert sup.total_restarts == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("not restarting" in m and "forward/indices.bin: entry 3 is 9999" in m
+               and "sagewalk store verify" in m for m in errors), errors
+
+
+def test_producer_killed_by_sigbus_is_named_and_not_restarted(tmp_path, store_path, caplog):
+    config = _config(tmp_path, store_path, producers=1, restart_budget=50)
+    with caplog.at_level(logging.INFO):
+        sup, status = _run_until_it_stops(config, builder="damaged:truncating_builder",
+                                          store_path=str(store_path), overrides=(f"graphstore.path={store_path}",))
+    assert status == 2
+    assert sup.total_restarts == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("killed by signal SIGBUS" in m and "truncated or rewritten in place" in m
+               for m in errors), errors
+    assert any("forward/indices.bin: 0 bytes, the manifest expects" in m
+               and "not restarting" in m for m in errors), errors
+
+
+def test_default_builder_checks_the_configured_store_others_none(tmp_path, store_path):
+    config = _config(tmp_path, store_path)
+    assert Supervisor(config).store_path == str(store_path)
+    assert Supervisor(config, builder="synthetic:make_builder").store_path is None
+    Supervisor(config)._check_store(Slot(0), -signal.SIGKILL)  # sound store: no raise
+
+
+def test_exit_text_names_the_signal():
+    assert _exit_text(-signal.SIGBUS) == "signal SIGBUS"
+    assert _exit_text(1) == "status 1"
