@@ -125,22 +125,36 @@ def collect_ids(spec: IngestSpec, inputs, kinds, options: BuildOptions) -> dict:
         requests = [ColumnRequest(c, kinds[t]) for t, c in cols]
         for chunk in read_chunks(source, requests, options.chunk_rows):
             for node_type, column in cols:
-                _check_not_empty(chunk.columns[column], chunk, source, column)
+                _check_id_text(chunk.columns[column], chunk, source, column)
                 collectors[node_type].add(chunk.columns[column])
     inputs.collect_implicit(collectors)
     return {t: c.finish() for t, c in collectors.items()}
 
 
-def _check_not_empty(values, chunk, source: TableSource, column) -> None:
-    """An empty string is not an id (text files read ids as strings)."""
+def _check_id_text(values, chunk, source: TableSource, column) -> None:
+    """An empty string is not an id (text files read ids as strings), nor is
+    one holding a NUL byte: '2\\x00' would silently turn an int id column
+    into strings, and a NUL is never meant (a UTF-16 or binary file is)."""
     if isinstance(values, np.ndarray):
         return
     import pyarrow.compute as pc
     empty = pc.equal(pc.binary_length(values), 0)
     if pc.any(empty).as_py():
-        row = chunk.first_row + int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
-        raise IngestError(f"{where(source, row)}: column {column!r}: empty id; every row "
-                          "needs both endpoints")
+        raise IngestError(f"{where(source, _first(empty, chunk))}: column {column!r}: empty "
+                          "id; every row needs both endpoints")
+    nul = pc.match_substring(values, "\x00")
+    if pc.any(nul).as_py():
+        row = _first(nul, chunk)
+        found = values[row - chunk.first_row].as_py()
+        raise IngestError(f"{where(source, row)}: column {column!r}: id {found[:40]!r} holds "
+                          "a NUL byte; expected ids of printable text; fix: remove the NUL "
+                          "bytes (a UTF-16 file shows them on every line: re-save it as "
+                          "UTF-8)")
+
+
+def _first(mask, chunk) -> int:
+    """The data row of the first true entry of a chunk's boolean mask."""
+    return chunk.first_row + int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
 
 
 def write_scratch_edges(spec: IngestSpec, mappers, scratch: Path,
