@@ -78,7 +78,11 @@ class Ledger:
         self._first_epoch = 0
         if cursor:
             self._load(cursor)
+        # Accepted keys of epochs not yet done; a finished epoch's keys are
+        # dropped (its batches are all "done"), so memory stays bounded over
+        # a run of any length.  The total is counted apart for the stream.
         self._accepted: set[tuple[int, int]] = set()
+        self._accepted_total = 0
         self._holders: dict[tuple[int, int], set[str]] = {}
         self._reissue: deque[tuple[int, int]] = deque()
         self._fresh = self._fresh_keys()
@@ -106,6 +110,7 @@ class Ledger:
                 return "unknown"
             self._holders.pop(key)
             self._accepted.add(key)
+            self._accepted_total += 1
             return "accepted"
 
     def release(self, producer: str, keys=None) -> int:
@@ -130,7 +135,8 @@ class Ledger:
 
     @property
     def accepted_count(self) -> int:
-        return len(self._accepted)
+        """Batches accepted since this ledger was made (never decreases)."""
+        return self._accepted_total
 
     def outstanding(self, producer: str) -> int:
         with self._lock:
@@ -143,6 +149,8 @@ class Ledger:
             while (self._first_epoch < self.plan.epochs and len(self._done.get(
                     self._first_epoch, ())) >= len(self.plan.batches(self._first_epoch))):
                 self._done.pop(self._first_epoch, None)
+                first = self._first_epoch
+                self._accepted = {k for k in self._accepted if k[0] != first}
                 self._first_epoch += 1
 
     def state_dict(self) -> dict:

@@ -155,3 +155,15 @@ def test_each_rank_resumes_its_own_cursor_and_refuses_another_ranks():
         Ledger(ranked(0), first.state_dict())
     with pytest.raises(ValueError, match="rank 2 is not in"):
         EpochPlan(1, num_batches=lambda e: 1, rank=2, world_size=2)
+
+
+def test_memory_stays_bounded_over_many_epochs():
+    # A soak trains for days: a finished epoch's accepted keys are dropped,
+    # while the count the stream compares with its deliveries keeps growing.
+    ledger = Ledger(plan(epochs=200, batches=7))
+    while (ticket := ledger.next_ticket("p0")) is not None:
+        assert ledger.accept(ticket) == "accepted"
+        ledger.mark_done(ticket)
+        assert len(ledger._accepted) <= 7
+    assert ledger.accepted_count == 200 * 7 and ledger.finished()
+    assert ledger.accept(plan(epochs=200, batches=7).ticket(3, 2)) == "duplicate"
