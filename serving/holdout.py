@@ -1,15 +1,20 @@
 """Held-out edges on any store: split, baselines, evaluation.
 
 Split (`split_store`): sample links (i, c, j) -- items i and j both linked to
-context c -- and remove the edge j - c from the training edges.  A link is
-accepted only when i and j share exactly one context (c) in the source store
-over every item-context edge type (`context_types`), so after the removal
-they share none: the pair cannot be read off the training graph by any
-one-hop method.  An edge is removed at most once, an item never loses its
-last edge (every item stays a candidate), and each unordered pair is held
-out once.  Links are drawn as edges uniformly (j by its degree), then i
-uniformly among c's other items, from `numpy.random.default_rng(seed)`: the
-same store and arguments give the same split.
+context c -- and remove from the training edges the edge j - c' for every
+context c' that i and j share in the source store, over every item-context
+edge type (`context_types`).  A pair is accepted only when it shares at most
+`max_shared` contexts (default 1: exactly the one link, one edge removed), so
+after the removal the pair shares none: it cannot be read off the training
+graph by any one-hop method.  An edge is removed at most once, an item never
+loses its last edge (every item stays a candidate), and each unordered pair
+is held out once.  Links are drawn (`draw`) as a uniform context c with two
+items or more and two distinct uniform items of c ('context', the default:
+every basket counts once, as pins saved to one board), or as a uniform link
+edge j - c and i uniform among c's items ('edge': busy contexts dominate),
+from `numpy.random.default_rng(seed)`: the same store and arguments give the
+same split.  Dense graphs (ML-1M) have few pairs sharing a single context:
+raise `max_shared` there.
 
 Item-item edge types and edge types not touching the item type are copied
 unchanged; the guarantee covers the item-context types only.
@@ -17,13 +22,16 @@ unchanged; the guarantee covers the item-context types only.
 The holdout directory (written to a temporary sibling, renamed when complete):
 
     store/        the training store (every node and id kept, held-out edges gone)
-    pairs.tsv     query, positive, edge type, context (external ids) per pair
+    pairs.tsv     query, positive, edge type, context of the sampled link (external ids)
+    removed.tsv   item, edge type, context of every removed edge (external ids)
     holdout.json  source digest, seed, fraction, counts, types, the guarantee
 
 Evaluation (`evaluate`): each positive's rank among all items but the query
-(ties half; the query's training neighbours stay candidates unless
-`exclude_neighbours`), for the model's embeddings and baselines built from
-the training store by serving/baselines.py.
+(ties half), for the model's embeddings and baselines built from the training
+store by serving/baselines.py.  The query's training neighbours (items sharing
+a context with it) stay candidates, as in the papers, unless
+`exclude_neighbours`: then the positive -- by construction not a neighbour --
+competes only with the other non-neighbours, the multi-hop question.
 """
 
 from __future__ import annotations
@@ -45,9 +53,9 @@ from serving.evaluate import RankMetrics, rank_metrics, ranks_among_all
 
 FORMAT_VERSION = 1
 BASELINES = ("itemknn", "ppr", "svd", "popularity")
-GUARANTEE = ("each held-out pair shares exactly one context in the source store over "
-             "context_types; its positive's edge to it is removed, so the pair shares no "
-             "context in the training store; every item keeps at least one edge")
+GUARANTEE = ("each held-out pair shares 1..max_shared contexts in the source store over "
+             "context_types; the positive's edges to all of them are removed, so the pair "
+             "shares no context in the training store; every item keeps at least one edge")
 
 
 PROTOCOL = ("held-out edges: each positive ranked among all items but the query by the "
@@ -62,9 +70,10 @@ class HoldoutError(SagewalkError):
 @dataclass(frozen=True)
 class Split:
     """The outcome of `choose_links` in dense ids (context ids as in `graph`)."""
-    queries: np.ndarray       # int64 [p]: item i (keeps its edge to the context)
-    positives: np.ndarray     # int64 [p]: item j (loses its edge to the context)
-    contexts: np.ndarray      # int64 [p]: global context id (graph's numbering)
+    queries: np.ndarray       # int64 [p]: item i (keeps its edges)
+    positives: np.ndarray     # int64 [p]: item j (loses its edges to the shared contexts)
+    contexts: np.ndarray      # int64 [p]: the sampled link's context (global id)
+    removed: np.ndarray       # int64 [r]: removed edges, positions in graph's item CSR
     requested: int
     candidates_drawn: int
 
@@ -125,9 +134,12 @@ def shared_counts(indptr, indices, a, b):
 
 
 def choose_links(graph: baselines.Bipartite, link_edges: np.ndarray, target: int,
-                 seed: int, max_rounds: int = 30) -> Split:
-    """Up to `target` pairs, drawn from the edges `link_edges` (positions in graph's
-    item CSR) as the module docstring says; fewer if the graph has too few."""
+                 seed: int, max_shared: int = 1, draw: str = "context",
+                 max_rounds: int = 30) -> Split:
+    """Up to `target` pairs drawn from the edges `link_edges` (positions in graph's
+    item CSR) as the module docstring says: i and j share 1..max_shared contexts
+    and every edge j - c of a shared context c is removed; fewer pairs if the
+    graph has too few such links."""
     rng = np.random.default_rng(seed)
     item_of_edge = np.repeat(np.arange(graph.num_items), graph.item_degrees())
     degree = graph.item_degrees().copy()
@@ -139,34 +151,66 @@ def choose_links(graph: baselines.Bipartite, link_edges: np.ndarray, target: int
         if len(out) >= target or len(link_edges) == 0:
             break
         m = max(4096, 8 * (target - len(out)))
-        edge = link_edges[rng.integers(0, len(link_edges), m)]
-        j, c = item_of_edge[edge], graph.item_indices[edge]
-        cdeg = graph.context_degrees()[c]
-        i = graph.ctx_indices[graph.ctx_indptr[c] + (rng.random(m) * cdeg).astype(np.int64)]
+        i, j, c = _draw(graph, link_edges, item_of_edge, rng, m, draw)
         drawn += m
         ok = i != j
-        ok[ok] = shared_counts(graph.item_indptr, graph.item_indices, i[ok], j[ok]) == 1
-        for e, a, b, ctx in zip(edge[ok].tolist(), i[ok].tolist(), j[ok].tolist(),
-                                c[ok].tolist()):
+        ok[ok] = shared_counts(graph.item_indptr, graph.item_indices, i[ok], j[ok]) <= max_shared
+        for a, b, ctx in zip(i[ok].tolist(), j[ok].tolist(), c[ok].tolist()):
             key = (min(a, b), max(a, b))
-            if e in removed or key in pairs or degree[b] < 2:
+            if key in pairs:
                 continue
-            removed.add(e)
+            drop = [e for e in _shared_edges(graph, a, b) if e not in removed]
+            if not drop or degree[b] - len(drop) < 1:
+                continue
+            removed.update(drop)
             pairs.add(key)
-            degree[b] -= 1
+            degree[b] -= len(drop)
             out.append((a, b, ctx))
             if len(out) >= target:
                 break
     arr = np.asarray(out, np.int64).reshape(-1, 3)
-    return Split(arr[:, 0], arr[:, 1], arr[:, 2], target, drawn)
+    return Split(arr[:, 0], arr[:, 1], arr[:, 2], np.asarray(sorted(removed), np.int64),
+                 target, drawn)
+
+
+def _draw(graph, link_edges, item_of_edge, rng, m: int, draw: str):
+    """m candidate links (i, j, c): by 'edge' (j - c a uniform link edge, i uniform
+    among c's items) or by 'context' (c uniform among the link types' contexts
+    with two items or more, i and j two distinct uniform items of c)."""
+    if draw == "edge":
+        edge = link_edges[rng.integers(0, len(link_edges), m)]
+        j, c = item_of_edge[edge], graph.item_indices[edge]
+        cdeg = graph.context_degrees()[c]
+        i = graph.ctx_indices[graph.ctx_indptr[c] + (rng.random(m) * cdeg).astype(np.int64)]
+        return i, j, c
+    linked = np.unique(graph.item_indices[link_edges])
+    linked = linked[graph.context_degrees()[linked] >= 2]
+    if len(linked) == 0:
+        return (np.zeros(0, np.int64),) * 3
+    c = linked[rng.integers(0, len(linked), m)]
+    cdeg = graph.context_degrees()[c]
+    a = (rng.random(m) * cdeg).astype(np.int64)
+    b = (rng.random(m) * (cdeg - 1)).astype(np.int64)
+    b += b >= a                      # a second, distinct position in c's row
+    base = graph.ctx_indptr[c]
+    return graph.ctx_indices[base + a], graph.ctx_indices[base + b], c
+
+
+def _shared_edges(graph: baselines.Bipartite, i: int, j: int) -> list[int]:
+    """Positions in the item CSR of j's edges to contexts i also links to."""
+    lo, hi = graph.item_indptr[j], graph.item_indptr[j + 1]
+    row_i = graph.item_indices[graph.item_indptr[i]:graph.item_indptr[i + 1]]
+    hit = np.isin(graph.item_indices[lo:hi], row_i)
+    return (lo + np.flatnonzero(hit)).tolist()
 
 
 def split_store(store_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                 item_type: str = "item", link_types: list[str] | None = None,
                 pairs: int | None = None, fraction: float | None = None, seed: int = 0,
-                overwrite: bool = False) -> Path:
+                max_shared: int = 1, draw: str = "context", overwrite: bool = False) -> Path:
     """Write a holdout directory for the store at `store_path` (see the module
-    docstring); `pairs` or `fraction` (of the link types' edges) says how many."""
+    docstring); `pairs` or `fraction` (of the link types' edges) says how many;
+    a pair may share up to `max_shared` contexts (all its links are cut)."""
     from graphstore import open_store
     store = open_store(store_path)
     out = Path(out_dir).resolve()
@@ -177,18 +221,23 @@ def split_store(store_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     offsets = _offsets(store, item_type, context_types)
     link_edges = _link_edges(graph, offsets, context_types, link_types)
     target = _target(pairs, fraction, len(link_edges))
-    split = choose_links(graph, link_edges, target, seed)
+    if max_shared < 1:
+        raise HoldoutError(f"--max-shared must be >= 1, got {max_shared}")
+    if draw not in ("context", "edge"):
+        raise HoldoutError(f"--draw must be 'context' or 'edge', got {draw!r}")
+    split = choose_links(graph, link_edges, target, seed, max_shared, draw)
     if len(split.queries) == 0:
-        raise HoldoutError(f"{store.path}: no item pair shares exactly one context over "
-                           f"{', '.join(context_types)}; nothing can be held out (try "
-                           "--link-types with a sparser edge type)")
+        raise HoldoutError(f"{store.path}: no item pair shares 1..{max_shared} contexts over "
+                           f"{', '.join(context_types)} without taking an item's last edge; "
+                           "nothing can be held out (raise --max-shared)")
     meta = {"format_version": FORMAT_VERSION, "source_store": str(Path(store.path).resolve()),
             "source_digest": store.digest, "item_type": item_type,
             "context_types": context_types, "link_types": link_types, "seed": seed,
-            "fraction": fraction, "requested": target, "pairs": int(len(split.queries)),
+            "fraction": fraction, "max_shared": max_shared, "draw": draw,
+            "requested": target, "pairs": int(len(split.queries)),
             "link_edges": int(len(link_edges)), "candidates_drawn": split.candidates_drawn,
             "guarantee": GUARANTEE, "direction": "query keeps its edge; positive loses it"}
-    _write(store, out, split, offsets, context_types, meta, overwrite)
+    _write(store, graph, out, split, offsets, context_types, meta)
     return out
 
 
@@ -228,15 +277,17 @@ def _target(pairs: int | None, fraction: float | None, link_edges: int) -> int:
     return pairs if pairs is not None else max(1, round(fraction * link_edges))
 
 
-def _write(store, out: Path, split: Split, offsets, context_types, meta, overwrite) -> None:
+def _write(store, graph, out: Path, split: Split, offsets, context_types, meta) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.holdout-", dir=out.parent))
     try:
-        removed = _removed_by_type(split, offsets, context_types, store, meta["item_type"])
+        removed = _removed_by_type(graph, split, offsets, context_types, store,
+                                   meta["item_type"])
         train = _write_training_store(store, tmp / "store", removed, meta["item_type"])
         meta["train_digest"] = train.digest
         meta["removed_edges"] = int(sum(len(v) for v in removed.values()))
         _write_pairs(store, tmp / "pairs.tsv", split, offsets, context_types, meta["item_type"])
+        _write_removed(store, tmp / "removed.tsv", removed, meta["item_type"])
         (tmp / "holdout.json").write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
@@ -255,14 +306,17 @@ def _type_of(ctx: np.ndarray, offsets, context_types) -> np.ndarray:
     return np.searchsorted(starts, ctx, side="right") - 1
 
 
-def _removed_by_type(split, offsets, context_types, store, item_type) -> dict[str, np.ndarray]:
+def _removed_by_type(graph, split, offsets, context_types, store, item_type
+                     ) -> dict[str, np.ndarray]:
     """{edge type: int64 keys item * num_contexts + context} of the removed edges."""
-    kind = _type_of(split.contexts, offsets, context_types)
+    items = np.searchsorted(graph.item_indptr, split.removed, side="right") - 1
+    contexts = graph.item_indices[split.removed]
+    kind = _type_of(contexts, offsets, context_types)
     out = {}
     for k, name in enumerate(context_types):
         sel = kind == k
         n_ctx = store.node_types[_other(store, name, item_type)]
-        out[name] = np.sort(split.positives[sel] * n_ctx + (split.contexts[sel] - offsets[name]))
+        out[name] = np.sort(items[sel] * n_ctx + (contexts[sel] - offsets[name]))
     return out
 
 
@@ -319,6 +373,17 @@ def _write_pairs(store, path: Path, split, offsets, context_types, item_type) ->
                 split.contexts[sel] - offsets[name])
             for row, c in zip(sel.tolist(), ctx):
                 f.write(f"{q[row]}\t{p[row]}\t{name}\t{c}\n")
+
+
+def _write_removed(store, path: Path, removed: dict[str, np.ndarray], item_type: str) -> None:
+    items = store.ids(item_type)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# item\tedge_type\tcontext (edges of the source store not in the training store)\n")
+        for name, keys in removed.items():
+            other = store.ids(_other(store, name, item_type))
+            n_ctx = len(other)
+            for i, c in zip(items.to_external(keys // n_ctx), other.to_external(keys % n_ctx)):
+                f.write(f"{i}\t{name}\t{c}\n")
 
 
 def load_holdout(path: str | os.PathLike) -> Holdout:
@@ -415,3 +480,10 @@ def table(results: dict[str, RankMetrics]) -> str:
         cells.append(f"{r.median_rank:.0f} ± {r.median_rank_se:.0f}")
         lines.append(f"{name:<14} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>16}")
     return "\n".join(lines)
+
+
+def prepare(name: str, root: str | os.PathLike, **kwargs) -> Path:
+    """The holdout directory of benchmark graph `name` under `root` (built once);
+    see serving/benchgraphs.py for the graphs."""
+    from serving.benchgraphs import prepare as _prepare
+    return _prepare(name, root, **kwargs)

@@ -35,7 +35,7 @@ from serving.splits import Interactions, Split, split_by_time
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4   # 4: a year that is not a number is written as 1960 in items.tsv
 
 
 class DatasetError(SagewalkError):
@@ -181,7 +181,11 @@ def _write_items(movies: list[tuple[str, str, str, list[str]]], out: Path) -> No
         for row, (item, title, year, gs) in enumerate(movies):
             # Display title with the year: "Toy Story (1995)" (ml-1m ids already are).
             shown = item if item.endswith(")") and not item.isdigit() else f"{title} ({year})"
-            f.write(f"{item}\t{shown}\t{year}\t{'|'.join(gs)}\n")
+            # ML-100K has two movies whose year is not a number ('unkonwn', 'V'): the
+            # numeric column gets the centre the feature scaling uses (1960), so the
+            # ingest spec's `numeric = ["year"]` can read every row.
+            known = f"{_year(year):g}" if _year(year) else "1960"
+            f.write(f"{item}\t{shown}\t{known}\t{'|'.join(gs)}\n")
             # Year scaled to roughly [-1, 1] around the catalogue's centre (1919-2000).
             feats[row, 0] = (_year(year) - 1960.0) / 40.0 if _year(year) else 0.0
             for g in gs:

@@ -49,13 +49,20 @@ def _edge_set(store):
 
 def _check_split(src, ho):
     before, after = _item_contexts(src), _item_contexts(ho.store)
-    assert len(ho.queries) == ho.meta["pairs"] == ho.meta["removed_edges"]
+    assert len(ho.queries) == ho.meta["pairs"]
+    cut = set()
     for q, p in zip(ho.queries.tolist(), ho.positives.tolist()):
-        assert len(before[q] & before[p]) == 1        # linked through exactly one context
+        shared = before[q] & before[p]
+        assert 1 <= len(shared) <= ho.meta["max_shared"]
         assert not after[q] & after[p]                # unreadable from the training store
+        cut |= {(p, link) for link in shared}         # the positive's shared links
     assert all(after[i] for i in after if before[i])  # no item lost its last edge
     removed = _edge_set(src) - _edge_set(ho.store)
     assert len(removed) == ho.meta["removed_edges"] and _edge_set(ho.store) <= _edge_set(src)
+    gone = {(i, link) for i in before for link in before[i] - after[i]}
+    assert gone == cut                                # exactly those edges, no others
+    rows = (ho.path / "removed.tsv").read_text().splitlines()[1:]
+    assert len(rows) == len(removed)
     pairs = {frozenset(x) for x in zip(ho.queries.tolist(), ho.positives.tolist())}
     assert len(pairs) == len(ho.queries)
     assert ho.store.node_types == src.node_types
@@ -102,12 +109,17 @@ def test_multipartite_links_from_chosen_types_and_ids_features_kept(tmp_path):
     np.testing.assert_array_equal(ho.store.features("item"), src.features("item"))
     everything = H.split_store(tmp_path / "src", tmp_path / "all", pairs=40, seed=0)
     _check_split(src, H.load_holdout(everything))
+    several = H.load_holdout(H.split_store(tmp_path / "src", tmp_path / "many", pairs=40,
+                                           seed=0, max_shared=3))
+    _check_split(src, several)
+    assert several.meta["removed_edges"] > several.meta["pairs"]    # some pairs cut twice+
 
 
 @settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.integers(0, 10_000), st.integers(1, 40))
-def test_split_guarantee_on_random_graphs(tmp_path_factory, seed, pairs):
+@given(st.integers(0, 10_000), st.integers(1, 40), st.integers(1, 4),
+       st.sampled_from(["context", "edge"]))
+def test_split_guarantee_on_random_graphs(tmp_path_factory, seed, pairs, max_shared, draw):
     tmp = tmp_path_factory.mktemp("h")
     rng = np.random.default_rng(seed)
     m = int(rng.integers(20, 200))
@@ -115,13 +127,33 @@ def test_split_guarantee_on_random_graphs(tmp_path_factory, seed, pairs):
                                                rng.integers(0, 40, m))},
                       node_counts={"item": 30, "ctx": 40})
     try:
-        out = H.split_store(tmp / "src", tmp / "ho", pairs=pairs, seed=seed)
+        out = H.split_store(tmp / "src", tmp / "ho", pairs=pairs, seed=seed,
+                            max_shared=max_shared, draw=draw)
     except H.HoldoutError as err:
-        assert "no item pair shares exactly one context" in str(err)
+        assert f"no item pair shares 1..{max_shared} contexts" in str(err)
         return
     ho = H.load_holdout(out)
     assert 1 <= len(ho.queries) <= pairs
     _check_split(open_store(tmp / "src"), ho)
+
+
+def test_edge_draw_and_benchmark_prepare(tmp_path, monkeypatch):
+    from serving import benchgraphs
+    src = _synth_store(tmp_path / "src")
+    ho = H.load_holdout(H.split_store(tmp_path / "src", tmp_path / "e", pairs=30, draw="edge"))
+    assert ho.meta["draw"] == "edge"
+    _check_split(src, ho)
+    monkeypatch.setitem(benchgraphs.SYNTH, "synth-10k", benchgraphs.Synth(4000, 200, 400))
+    out = H.prepare("synth-10k", tmp_path / "bench", pairs=25)
+    assert out == tmp_path / "bench" / "synth-10k" / "holdout"
+    first = H.load_holdout(out)
+    assert first.meta["pairs"] == 25 and first.meta["max_shared"] == 5
+    _check_split(open_store(tmp_path / "bench" / "synth-10k" / "store"), first)
+    stamp = (out / "holdout.json").stat().st_mtime_ns
+    assert H.prepare("synth-10k", tmp_path / "bench", pairs=25) == out     # reused
+    assert (out / "holdout.json").stat().st_mtime_ns == stamp
+    with pytest.raises(H.HoldoutError, match="unknown benchmark graph"):
+        H.prepare("ml-10m", tmp_path / "bench")
 
 
 def test_failed_split_leaves_nothing(tmp_path, monkeypatch):
