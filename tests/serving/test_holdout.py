@@ -161,7 +161,7 @@ def test_failed_split_leaves_nothing(tmp_path, monkeypatch):
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(H, "_write_pairs", boom)
+    monkeypatch.setattr(H.files, "write_pairs", boom)
     with pytest.raises(OSError, match="disk full"):
         H.split_store(tmp_path / "src", tmp_path / "ho", pairs=10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
