@@ -93,3 +93,54 @@ def test_default_builder_checks_the_configured_store_others_none(tmp_path, store
 def test_exit_text_names_the_signal():
     assert _exit_text(-signal.SIGBUS) == "signal SIGBUS"
     assert _exit_text(1) == "status 1"
+
+
+def test_store_truncated_under_streaming_producers_stops_the_run(tmp_path, store_path,
+                                                                   caplog):
+    """The whole path: real producers streaming batches to a trainer-side
+    BatchStream, a store file cut short under them.  Whether a producer meets
+    it at its next batch's fstat check (StoreError) or mid-batch (SIGBUS),
+    the run stops with the file named and no restart."""
+    import gc
+    import os
+
+    from gpu_consumer.stream import BatchStream, EpochPlan
+    from graphstore import open_store
+    from sagewalk.config import load
+    from worker.assemble import BatchBuilder
+
+    overrides = (f"graphstore.path={store_path}", "sampler.batch_size=4",
+                 "sampler.num_layers=1", "sampler.easy_negatives=4")
+    mine = load(None, list(overrides))
+    builder = BatchBuilder(open_store(store_path), mine.sampler, model=mine.trainer.model)
+    digest, batches = builder.digest, builder.num_batches(0)
+    del builder
+    gc.collect()  # unmapped here before the file is cut: this process never reads it again
+    config = _config(tmp_path, store_path, producers=2, restart_budget=50)
+    plan = EpochPlan(1000, num_batches=lambda e: batches, base_seed=3)
+    sup = Supervisor(config, overrides=overrides)
+    control = ControlServer(config.worker.control_endpoint)
+    result = {}
+    with caplog.at_level(logging.INFO), BatchStream(config.worker, digest=digest,
+                                                    plan=plan) as stream:
+        def supervise():
+            result["status"] = sup.run(control)
+            stream.close()  # ends the iteration below
+        thread = threading.Thread(target=supervise, daemon=True)
+        thread.start()
+        watchdog = threading.Timer(120, stream.close)  # fail, never hang, if it keeps going
+        watchdog.start()
+        received = 0
+        for tbatch in stream:
+            stream.done(tbatch.ticket)
+            received += 1
+            if received == 5:
+                os.truncate(store_path / "edges/rates/forward/indices.bin", 0)
+        thread.join(60)
+        watchdog.cancel()
+    control.close()
+    assert not thread.is_alive()
+    assert received >= 5 and result["status"] == 2 and sup.total_restarts == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("not restarting" in m and "forward/indices.bin: 0 bytes, the manifest expects"
+               in m for m in errors), errors
