@@ -18,7 +18,7 @@ def run(config, *, config_path: str | None, overrides=(), connect: str | None = 
         # Fail once, here, with the store's own message, instead of N producers
         # crashing on it until the restart budget runs out.
         from graphstore import open_store
-        open_store(config.graphstore.path)
+        open_store(config.graphstore.path).check_structure()
 
     supervisor = Supervisor(config, config_path=config_path, overrides=tuple(overrides),
                             endpoint=connect, builder=builder)
