@@ -10,6 +10,11 @@ only a dead or stopped process goes silent.
 
 Each (re)join starts a new *session*; tickets and batches of an older session
 are dropped, since the trainer that issued them is gone or has reissued them.
+
+With no trainer up (started first, or restarting) a producer holds nothing:
+the DEALER queues only to live connections (worker.transport), no tickets
+arrive, and hellos back off from heartbeat_s, doubling, to liveness_s, so a
+producer waiting for hours costs neither memory nor a log line a second.
 """
 
 from __future__ import annotations
@@ -109,6 +114,8 @@ class Producer:
         self._stopping = threading.Event()
         self._in_flight: list = []  # (MessageTracker, frames): frames stay alive until sent
         self._next_hello = self._next_beat = 0.0
+        self._hello_every = spec.worker.heartbeat_s  # doubles while unanswered
+        self._unanswered = 0
         self._failed = False
         self.sent = 0
 
@@ -169,6 +176,7 @@ class Producer:
     def _on_message(self, header: wire.Header) -> None:
         if header.type == "welcome":
             self.joined = True
+            self._hello_every, self._unanswered = self.cfg.heartbeat_s, 0
             log.info("joined the trainer at %s", self.spec.endpoint)
         elif header.type == "refuse":
             log.error("the trainer refused this producer: %s", header.body.get("reason"))
@@ -185,6 +193,7 @@ class Producer:
         self.joined = False
         self.session += 1  # tickets and batches of the old session are now stale
         self._next_hello = 0.0
+        self._hello_every, self._unanswered = self.cfg.heartbeat_s, 0
 
     # -- periodic ----------------------------------------------------------------
     def _periodic(self, now: float) -> None:
@@ -194,13 +203,23 @@ class Producer:
         if self.joined and now - self.last_heard > self.cfg.liveness_s:
             self._rejoin(f"no word from the trainer for {now - self.last_heard:.1f} s")
         if not self.joined and now >= self._next_hello:
-            self._next_hello = now + self.cfg.heartbeat_s
-            self._send(wire.control("hello", digest=self.digest, producer=self.spec.name,
-                                    incarnation=self.incarnation, pid=os.getpid()))
+            self._say_hello(now)
         if self.joined and now >= self._next_beat:
             self._next_beat = now + self.cfg.heartbeat_s
             self._send(wire.control("heartbeat", digest=self.digest, producer=self.spec.name))
         self._in_flight = [(t, f) for t, f in self._in_flight if not t.done]
+
+    def _say_hello(self, now: float) -> None:
+        if self._unanswered:  # the last hello went unanswered: wait longer this time
+            longer = min(2 * self._hello_every, max(self.cfg.liveness_s, self.cfg.heartbeat_s))
+            if longer > self._hello_every:
+                log.info("no trainer answering at %s yet; next hello in %.1f s",
+                         self.spec.endpoint, longer)
+                self._hello_every = longer
+        self._unanswered += 1
+        self._next_hello = now + self._hello_every
+        self._send(wire.control("hello", digest=self.digest, producer=self.spec.name,
+                                incarnation=self.incarnation, pid=os.getpid()))
 
     def _send(self, frames: list, *, track: bool = False):
         import zmq
