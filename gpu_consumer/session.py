@@ -40,6 +40,10 @@ STATE_VERSION = 1
 BUSY_WINDOW_S = 30.0
 
 
+class TrainingStepError(SagewalkError):
+    """A training step raised; the message names the batch's ticket."""
+
+
 class TrainingSession:
     def __init__(self, config, store, builder, *, rank: distributed.Rank | None = None):
         self.config, self.cfg, self.builder = config, config.trainer, builder
@@ -201,13 +205,29 @@ class TrainingSession:
             # one rank leaving here alone would hang the others' all-reduce.
             if self._stop.is_set() and self.rank.world_size == 1:
                 return True
-            result = self.trainer.train_step(tbatch)
+            result = self._step(tbatch)
             stream.done(tbatch.ticket)
             self._account(tbatch.ticket, result, time.perf_counter() - last)
             last = time.perf_counter()
             if self._after_step():
                 return True
         return False
+
+    def _step(self, tbatch):
+        """One training step; a failure names its ticket and ends the run (no
+        checkpoint of a half-applied step: a restart resumes from the last one)."""
+        try:
+            return self.trainer.train_step(tbatch)
+        except Exception as err:
+            t = tbatch.ticket
+            log.exception("training step %d failed on ticket epoch %d batch %d (seed %d)",
+                          self.trainer.step + 1, t.epoch, t.batch, t.seed)
+            raise TrainingStepError(
+                f"training step {self.trainer.step + 1} failed on the batch of ticket epoch "
+                f"{t.epoch} batch {t.batch} (seed {t.seed}): {type(err).__name__}: {err}. "
+                f"Nothing of it was saved: restart the trainer to resume from the newest "
+                f"checkpoint in {self.run_dir}; if the same ticket fails again, the batch "
+                "itself is bad (check the store with `sagewalk store info`)") from err
 
     def _idle_to_the_end(self) -> None:
         """A rank whose share was one batch short in some epochs (batches % N
