@@ -9,8 +9,8 @@ log = logging.getLogger(__name__)
 
 def run(config, *, config_path: str | None, overrides=(), connect: str | None = None,
         builder: str = "worker.producer:default_builder") -> int:
-    """Run until SIGTERM/SIGINT (exit 0 after draining) or until the restart
-    budget is spent (exit 1)."""
+    """Run until SIGTERM/SIGINT (exit 0 after draining), until the restart
+    budget is spent (exit 1) or a producer dies on a damaged store (exit 2)."""
     from worker.control import ControlServer
     from worker.supervisor import Supervisor
 
