@@ -185,3 +185,74 @@ def start_with_env(daemons: Daemons, verb: str, extra_env: dict) -> subprocess.P
                             stdout=daemons.log.open("ab"), stderr=subprocess.STDOUT)
     daemons.procs.append(proc)
     return proc
+
+
+@pytest.mark.slow
+def test_kill9_inside_checkpoint_writes_newest_intact_and_the_run_resumes(daemons):
+    """Ten times: kill -9 the trainer while it writes a checkpoint, at a
+    seeded random point of the write (a fraction of the file's bytes on disk,
+    up to the fsync before the rename); each time the newest checkpoint file
+    is intact, the next trainer resumes from it, and at the end the run has
+    covered the plan with no duplicate."""
+    import numpy as np
+
+    from gpu_consumer.checkpoint import checkpoint_dir, decode, list_checkpoints
+
+    daemons.write_config(producers=2, epochs=300)
+    daemons.epochs = 300
+    # 400k hashed-id rows x 16: a ~80 MB checkpoint whose write and fsync take
+    # far longer than this test's 2 ms polling, so the kill lands inside it.
+    daemons.config.write_text(daemons.config.read_text().replace(
+        "hidden_dim = 16", "hidden_dim = 16\nid_embedding_buckets = 400000"))
+    folder = checkpoint_dir(daemons.tmp / "run")
+    rng = np.random.default_rng(13)
+    sampler = daemons.start("sampler")
+    steps = []
+    for round_ in range(10):
+        trainer = daemons.start("trainer")
+        # a checkpoint past the one resumed from, so every round makes progress
+        daemons.wait_for(lambda: newest_step(daemons) > (steps[-1] if steps else 0), 180,
+                         "a checkpoint newer than the last round's")
+        expected = list_checkpoints(daemons.tmp / "run")[-1].stat().st_size
+        fraction = float(rng.uniform(0.0, 1.0))
+        tmp = wait_for_write(folder, fraction * expected, trainer, daemons, timeout=120)
+        trainer.kill()
+        trainer.wait()
+        assert tmp.exists(), f"round {round_}: the write finished before the kill"
+        newest = list_checkpoints(daemons.tmp / "run")[-1]
+        state = decode(newest.read_bytes(), str(newest))  # intact: raises otherwise
+        steps.append(int(state["step"]))
+        tmp.unlink()  # the killed writer's temp file (never listed, never loaded)
+    assert steps == sorted(steps) and steps[-1] > steps[0], steps
+    assert daemons.text().count("resumed from") >= 9
+    daemons.config.write_text(daemons.config.read_text().replace(
+        "epochs = 300", f"epochs = {max(e for e, _ in daemons.audit()) + 2}"))
+    daemons.epochs = max(e for e, _ in daemons.audit()) + 2
+    trainer = daemons.start("trainer")
+    assert trainer.wait(300) == 0, daemons.text()[-3000:]
+    assert set(daemons.audit()) == set(daemons.plan())
+    summary = daemons.summary()
+    assert summary["stop_reason"] == "completed" and summary["duplicates"] == 0
+    sampler.send_signal(signal.SIGTERM)
+    assert sampler.wait(30) == 0, daemons.text()[-3000:]
+
+
+def newest_step(daemons: Daemons) -> int:
+    from gpu_consumer.checkpoint import list_checkpoints
+    found = list_checkpoints(daemons.tmp / "run")
+    return int(found[-1].stem.split("-")[1]) if found else 0
+
+
+def wait_for_write(folder: Path, nbytes: float, trainer, daemons, *, timeout: float) -> Path:
+    """The temp file of a checkpoint being written, once it holds `nbytes`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert trainer.poll() is None, daemons.text()[-3000:]
+        for tmp in folder.glob(".checkpoint-*.tmp-*"):
+            try:
+                if tmp.stat().st_size >= nbytes:
+                    return tmp
+            except FileNotFoundError:
+                pass  # renamed into place between glob and stat: the next one
+        time.sleep(0.002)
+    raise AssertionError(f"no checkpoint write reached {nbytes:.0f} bytes in {timeout} s")
