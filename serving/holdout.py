@@ -14,7 +14,9 @@ every basket counts once, as pins saved to one board), or as a uniform link
 edge j - c and i uniform among c's items ('edge': busy contexts dominate),
 from `numpy.random.default_rng(seed)`: the same store and arguments give the
 same split.  Dense graphs (ML-1M) have few pairs sharing a single context:
-raise `max_shared` there.
+raise `max_shared` there.  `cut='link'` removes only the drawn link's edge
+and lets the pair keep its other shared contexts (the issue's first
+measurement): one-hop evidence then remains, by design.
 
 Item-item edge types and edge types not touching the item type are copied
 unchanged; the guarantee covers the item-context types only.
@@ -57,6 +59,10 @@ GUARANTEE = ("each held-out pair shares 1..max_shared contexts in the source sto
              "context_types; the positive's edges to all of them are removed, so the pair "
              "shares no context in the training store; every item keeps at least one edge")
 
+GUARANTEE_LINK = ("cut 'link': each held-out pair shares 1..max_shared contexts in the source "
+                  "store; only the drawn link's edge (positive - context) is removed, so the "
+                  "pair may still share up to max_shared - 1 other contexts in the training "
+                  "store; every item keeps at least one edge")
 
 PROTOCOL = ("held-out edges: each positive ranked among all items but the query by the "
             "query's scores; ties count half; HR@K = P(rank <= K); MRR = mean "
@@ -134,12 +140,12 @@ def shared_counts(indptr, indices, a, b):
 
 
 def choose_links(graph: baselines.Bipartite, link_edges: np.ndarray, target: int,
-                 seed: int, max_shared: int = 1, draw: str = "context",
+                 seed: int, max_shared: int = 1, draw: str = "context", cut: str = "all",
                  max_rounds: int = 30) -> Split:
     """Up to `target` pairs drawn from the edges `link_edges` (positions in graph's
     item CSR) as the module docstring says: i and j share 1..max_shared contexts
-    and every edge j - c of a shared context c is removed; fewer pairs if the
-    graph has too few such links."""
+    and every edge j - c of a shared context c is removed (cut 'all') or only
+    the drawn link's (cut 'link'); fewer pairs if the graph has too few."""
     rng = np.random.default_rng(seed)
     item_of_edge = np.repeat(np.arange(graph.num_items), graph.item_degrees())
     degree = graph.item_degrees().copy()
@@ -159,7 +165,8 @@ def choose_links(graph: baselines.Bipartite, link_edges: np.ndarray, target: int
             key = (min(a, b), max(a, b))
             if key in pairs:
                 continue
-            drop = [e for e in _shared_edges(graph, a, b) if e not in removed]
+            drop = [e for e in _shared_edges(graph, a, b) if e not in removed
+                    and (cut == "all" or graph.item_indices[e] == ctx)]
             if not drop or degree[b] - len(drop) < 1:
                 continue
             removed.update(drop)
@@ -207,7 +214,8 @@ def _shared_edges(graph: baselines.Bipartite, i: int, j: int) -> list[int]:
 def split_store(store_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                 item_type: str = "item", link_types: list[str] | None = None,
                 pairs: int | None = None, fraction: float | None = None, seed: int = 0,
-                max_shared: int = 1, draw: str = "context", overwrite: bool = False) -> Path:
+                max_shared: int = 1, draw: str = "context", cut: str = "all",
+                overwrite: bool = False) -> Path:
     """Write a holdout directory for the store at `store_path` (see the module
     docstring); `pairs` or `fraction` (of the link types' edges) says how many;
     a pair may share up to `max_shared` contexts (all its links are cut)."""
@@ -225,7 +233,9 @@ def split_store(store_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise HoldoutError(f"--max-shared must be >= 1, got {max_shared}")
     if draw not in ("context", "edge"):
         raise HoldoutError(f"--draw must be 'context' or 'edge', got {draw!r}")
-    split = choose_links(graph, link_edges, target, seed, max_shared, draw)
+    if cut not in ("all", "link"):
+        raise HoldoutError(f"--cut must be 'all' or 'link', got {cut!r}")
+    split = choose_links(graph, link_edges, target, seed, max_shared, draw, cut)
     if len(split.queries) == 0:
         raise HoldoutError(f"{store.path}: no item pair shares 1..{max_shared} contexts over "
                            f"{', '.join(context_types)} without taking an item's last edge; "
@@ -233,10 +243,11 @@ def split_store(store_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     meta = {"format_version": FORMAT_VERSION, "source_store": str(Path(store.path).resolve()),
             "source_digest": store.digest, "item_type": item_type,
             "context_types": context_types, "link_types": link_types, "seed": seed,
-            "fraction": fraction, "max_shared": max_shared, "draw": draw,
+            "fraction": fraction, "max_shared": max_shared, "draw": draw, "cut": cut,
+            "guarantee": GUARANTEE if cut == "all" else GUARANTEE_LINK,
             "requested": target, "pairs": int(len(split.queries)),
             "link_edges": int(len(link_edges)), "candidates_drawn": split.candidates_drawn,
-            "guarantee": GUARANTEE, "direction": "query keeps its edge; positive loses it"}
+            "direction": "query keeps its edges; positive loses them"}
     _write(store, graph, out, split, offsets, context_types, meta)
     return out
 

@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="How links are drawn: 'context' (a uniform context with two "
                         "items or more, two of its items) or 'edge' (a uniform edge j - c, "
                         "then i among c's items; favours busy contexts). Default context.")
+    parser.add_argument("--cut", choices=("all", "link"), default="all",
+                        help="Remove the positive's edges to every shared context ('all', "
+                        "default: the pair shares none in training) or only the drawn "
+                        "link's edge ('link': other shared contexts stay).")
     parser.add_argument("--benchmark", metavar="NAME", default=None,
                         help="Instead of --store/--out: build (once) benchmark graph NAME "
                         "(ml-100k, ml-1m, synth-10k, synth-50k) and its holdout under "
@@ -56,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         out = split_store(args.store, args.out, item_type=args.item_type,
                           link_types=[t for t in args.link_types.split(",") if t] or None,
                           pairs=pairs, fraction=args.fraction, seed=args.seed,
-                          max_shared=args.max_shared, draw=args.draw,
+                          max_shared=args.max_shared, draw=args.draw, cut=args.cut,
                           overwrite=args.overwrite)
     meta = load_holdout(out).meta
     print(f"held out {meta['pairs']} of {meta['requested']} requested pairs "

@@ -47,15 +47,32 @@ def _edge_set(store):
     return edges
 
 
+def _drawn_links(ho):
+    """(edge type, dense context) of each pair's drawn link, from pairs.tsv."""
+    rows = [r.split("\t") for r in (ho.path / "pairs.tsv").read_text().splitlines()[1:]]
+    out = []
+    for _, _, etype, ctx in rows:
+        et = ho.store.edge_types[etype]
+        other = et.dst_type if et.src_type == "item" else et.src_type
+        out.append((etype, int(ho.store.ids(other).to_dense([ctx])[0])))
+    return out
+
+
 def _check_split(src, ho):
     before, after = _item_contexts(src), _item_contexts(ho.store)
     assert len(ho.queries) == ho.meta["pairs"]
     cut = set()
-    for q, p in zip(ho.queries.tolist(), ho.positives.tolist()):
+    links = _drawn_links(ho)
+    for q, p, link in zip(ho.queries.tolist(), ho.positives.tolist(), links):
         shared = before[q] & before[p]
-        assert 1 <= len(shared) <= ho.meta["max_shared"]
-        assert not after[q] & after[p]                # unreadable from the training store
-        cut |= {(p, link) for link in shared}         # the positive's shared links
+        assert 1 <= len(shared) <= ho.meta["max_shared"] and link in shared
+        if ho.meta["cut"] == "all":
+            assert not after[q] & after[p]            # unreadable from the training store
+            cut |= {(p, s) for s in shared}           # the positive's shared links
+        else:
+            # other pairs' cuts may take more of them; never the drawn link
+            assert after[q] & after[p] <= shared - {link}
+            cut.add((p, link))
     assert all(after[i] for i in after if before[i])  # no item lost its last edge
     removed = _edge_set(src) - _edge_set(ho.store)
     assert len(removed) == ho.meta["removed_edges"] and _edge_set(ho.store) <= _edge_set(src)
@@ -113,13 +130,18 @@ def test_multipartite_links_from_chosen_types_and_ids_features_kept(tmp_path):
                                            seed=0, max_shared=3))
     _check_split(src, several)
     assert several.meta["removed_edges"] > several.meta["pairs"]    # some pairs cut twice+
+    one_link = H.load_holdout(H.split_store(tmp_path / "src", tmp_path / "link", pairs=40,
+                                            seed=0, max_shared=3, cut="link"))
+    _check_split(src, one_link)
+    assert one_link.meta["removed_edges"] == one_link.meta["pairs"]
 
 
 @settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 10_000), st.integers(1, 40), st.integers(1, 4),
-       st.sampled_from(["context", "edge"]))
-def test_split_guarantee_on_random_graphs(tmp_path_factory, seed, pairs, max_shared, draw):
+       st.sampled_from(["context", "edge"]), st.sampled_from(["all", "link"]))
+def test_split_guarantee_on_random_graphs(tmp_path_factory, seed, pairs, max_shared, draw,
+                                          cut):
     tmp = tmp_path_factory.mktemp("h")
     rng = np.random.default_rng(seed)
     m = int(rng.integers(20, 200))
@@ -128,7 +150,7 @@ def test_split_guarantee_on_random_graphs(tmp_path_factory, seed, pairs, max_sha
                       node_counts={"item": 30, "ctx": 40})
     try:
         out = H.split_store(tmp / "src", tmp / "ho", pairs=pairs, seed=seed,
-                            max_shared=max_shared, draw=draw)
+                            max_shared=max_shared, draw=draw, cut=cut)
     except H.HoldoutError as err:
         assert f"no item pair shares 1..{max_shared} contexts" in str(err)
         return
