@@ -121,6 +121,10 @@ def _holdout(args) -> int:
     if args.embeddings:
         scorers["model"] = h.embedding_scorer(ho, args.embeddings)
     base = open_store(ho.meta["source_store"]) if args.leaky else ho.store
+    if args.leaky and base.digest != ho.meta["source_digest"]:
+        raise h.HoldoutError(f"--leaky: {base.path} is no longer the store this holdout was "
+                             f"split from (digest {base.digest[:16]}, holdout.json says "
+                             f"{ho.meta['source_digest'][:16]}); split it again")
     scorers.update(h.baseline_scorers(base, ho.item_type, ho.context_types, names))
     results = h.evaluate(ho, scorers, scale=args.scale,
                          exclude_neighbours=args.exclude_neighbours)

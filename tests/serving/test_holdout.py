@@ -295,6 +295,11 @@ def test_cli_holdout_then_evaluate(tmp_path, capsys):
     assert result["holdout"]["pairs"] == len(ho.queries)
     assert result["latency"]["ppr_seconds_per_query"] > 0
     assert result["latency"]["embedding_seconds_per_query"] > 0
+    assert main(["evaluate", "--holdout", str(tmp_path / "ho"), "--leaky", "--baselines",
+                 "itemknn", "--exclude-neighbours", "--out", str(tmp_path / "l.json")]) == 0
+    leaky = json.loads((tmp_path / "l.json").read_text())
+    assert leaky["baselines_on"].startswith("source") and leaky["exclude_neighbours"]
+    assert set(leaky["methods"]) == {"itemknn"}
 
 
 def test_cli_errors_are_actionable(tmp_path, capsys):
