@@ -23,7 +23,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from procs import alive, descendants
 from test_faults import ROOT, Daemons, _kill, producers_of
 
 
