@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from serving.evaluate import (EvaluationError, HeldOut, hits_at_k, load_held_out,
-                              pair_metrics, top_k)
+                              pair_metrics, rank_metrics, ranks_among_all, top_k)
 from serving.splits import Interactions
 
 
@@ -71,3 +71,27 @@ def test_load_held_out_names_unknown_items(tmp_path):
     (tmp_path / "test.tsv").write_text("item\tuser\ttimestamp\nzz\tu\t1\n")
     with pytest.raises(EvaluationError, match=r"test.tsv:2: item 'zz'"):
         load_held_out(tmp_path)
+
+
+def test_rank_metrics_hand_computed():
+    r = rank_metrics(np.array([1, 5, 20, 200]), ks=(10, 50), scale=100, candidates=999)
+    assert r.hit_rate == {10: 0.5, 50: 0.75}
+    assert r.hit_rate_se[10] == pytest.approx(np.sqrt(0.25 / 4))
+    assert r.mrr == pytest.approx((1 + 1 + 1 + 0.5) / 4)              # 1/ceil(rank/100)
+    assert r.mrr_se == pytest.approx(np.std([1, 1, 1, 0.5], ddof=1) / 2)
+    assert r.median_rank == 12.5
+    # sorted positions floor(2 - 1) = 1 and ceil(2 + 1) = 3 (0-based): ranks 5 and 200
+    assert r.median_rank_se == pytest.approx((200 - 5) / 2)
+
+
+def test_ranks_among_all_ties_self_and_exclusion():
+    scores = np.array([[9, 3, 3, 3, 5, 0],      # query 0, positive 2: 4 beats, 1 and 3 tie
+                       [1, 7, 2, 2, 2, 9]], np.float32)   # query 1: positive 5 is best
+    scorer = lambda q: scores[q]    # noqa: E731
+    ranks = ranks_among_all(scorer, np.array([0, 1]), np.array([2, 5]))
+    assert ranks.tolist() == [1 + 1 + 1, 1]
+    excl = np.zeros((2, 6), np.float32)
+    excl[0, [4, 2]] = 1             # leave out 4; the positive itself is never left out
+    ranks = ranks_among_all(scorer, np.array([0, 1]), np.array([2, 5]),
+                            exclude=lambda q: excl[q])
+    assert ranks.tolist() == [2, 1]

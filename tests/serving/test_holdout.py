@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from graphstore import build_from_arrays, open_store
 from graphstore.synth import generate
 from serving import baselines, holdout as H
-from serving.evaluate import rank_metrics, ranks_among_all
 
 
 def _synth_store(path, edges=6000, items=300, users=600, seed=3):
@@ -202,53 +201,6 @@ def test_split_refuses_bad_arguments(tmp_path):
         H.split_store(tmp_path / "src", tmp_path / "ho", pairs=3)
     H.split_store(tmp_path / "src", tmp_path / "ho", pairs=4, overwrite=True)
     assert H.load_holdout(tmp_path / "ho").meta["pairs"] == 4
-
-
-def test_rank_metrics_hand_computed():
-    r = rank_metrics(np.array([1, 5, 20, 200]), ks=(10, 50), scale=100, candidates=999)
-    assert r.hit_rate == {10: 0.5, 50: 0.75}
-    assert r.hit_rate_se[10] == pytest.approx(np.sqrt(0.25 / 4))
-    assert r.mrr == pytest.approx((1 + 1 + 1 + 0.5) / 4)              # 1/ceil(rank/100)
-    assert r.mrr_se == pytest.approx(np.std([1, 1, 1, 0.5], ddof=1) / 2)
-    assert r.median_rank == 12.5
-    # sorted positions floor(2 - 1) = 1 and ceil(2 + 1) = 3 (0-based): ranks 5 and 200
-    assert r.median_rank_se == pytest.approx((200 - 5) / 2)
-
-
-def test_ranks_among_all_ties_self_and_exclusion():
-    scores = np.array([[9, 3, 3, 3, 5, 0],      # query 0, positive 2: 4 beats, 1 and 3 tie
-                       [1, 7, 2, 2, 2, 9]], np.float32)   # query 1: positive 5 is best
-    scorer = lambda q: scores[q]    # noqa: E731
-    ranks = ranks_among_all(scorer, np.array([0, 1]), np.array([2, 5]))
-    assert ranks.tolist() == [1 + 1 + 1, 1]
-    excl = np.zeros((2, 6), np.float32)
-    excl[0, [4, 2]] = 1             # leave out 4; the positive itself is never left out
-    ranks = ranks_among_all(scorer, np.array([0, 1]), np.array([2, 5]),
-                            exclude=lambda q: excl[q])
-    assert ranks.tolist() == [2, 1]
-
-
-def test_ppr_matches_dense_reference():
-    pairs = [(0, 0), (1, 0), (1, 1), (2, 1), (3, 2), (4, 2), (4, 1), (2, 3)]
-    g = baselines.Bipartite.from_pairs(*map(np.array, zip(*pairs)), 5, 4)
-    a = np.zeros((5, 4))
-    for i, c in pairs:
-        a[i, c] = 1
-    w = (a / a.sum(0)) @ (a / a.sum(1)[:, None]).T     # w[i', i] = P(i -> i')
-    ref = 0.15 * np.linalg.inv(np.eye(5) - 0.85 * w)    # column q: PPR from q
-    got = baselines.PersonalisedPageRank(g, restart=0.15, tol=1e-9)(np.arange(5))
-    np.testing.assert_allclose(got, ref.T, atol=1e-6)
-    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
-
-
-def test_svd_is_deterministic_unit_vectors():
-    g = generate(3000, 200, 300, 5, seed=2)
-    graph = baselines.Bipartite.from_pairs(g.items, g.users, 200, 300)
-    a, b = baselines.SVDFactors(graph, dim=16), baselines.SVDFactors(graph, dim=16)
-    np.testing.assert_array_equal(a.vectors, b.vectors)
-    linked = graph.item_degrees() > 0             # an item without edges gets zeros
-    np.testing.assert_allclose(np.linalg.norm(a.vectors[linked], axis=1), 1.0, atol=1e-5)
-    assert not a.vectors[~linked].any()
 
 
 def test_leakage_putting_the_edges_back_lifts_itemknn(tmp_path):
