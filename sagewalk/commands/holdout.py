@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Writes OUT/store (the training store), OUT/pairs.tsv (query, positive, "
         "edge type, context) and OUT/holdout.json. Score it with `sagewalk evaluate "
         "--holdout OUT`. A held-out pair shares 1..N contexts in the source store "
-        "(--max-shared) and none in the training store; every item keeps an edge.")
+        "(--max-shared) and, with --cut all, none in the training store; every item keeps "
+        "an edge.")
     parser.add_argument("--store", metavar="DIR", default=None, help="Source store.")
     parser.add_argument("--out", metavar="DIR", default=None, help="Holdout directory.")
     size = parser.add_mutually_exclusive_group()
