@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"SAGEWALK-CKPT-1\n"
 _NAME = re.compile(r"^checkpoint-(\d{9})\.pt$")
+_TEMP = re.compile(r"^\.checkpoint-\d{9}\.pt\.tmp-(\d+)$")  # write_atomically's, by pid
 _CHUNK = 1 << 20
 
 
@@ -101,10 +102,35 @@ def save(run_dir: str | os.PathLike, state: dict, *, step: int | None = None,
     """Write `state` as checkpoint-<step>.pt and delete all but the newest `keep`."""
     step = int(state.get("step", 0) if step is None else step)
     path = checkpoint_dir(run_dir) / f"checkpoint-{step:09d}.pt"
+    _remove_orphaned_temps(path.parent)
     write_atomically(path, encode(state))
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def _remove_orphaned_temps(folder: Path) -> None:
+    """Delete temp files of writers killed mid-write (kill -9 skips the
+    cleanup in write_atomically): never listed or loaded, they only fill the
+    disk, a checkpoint's size per crash.  A live writer's temp file is kept."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        match = _TEMP.match(path.name)
+        if match and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
 
 
 def load_latest(run_dir: str | os.PathLike) -> dict | None:

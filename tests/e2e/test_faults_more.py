@@ -206,12 +206,13 @@ def test_kill9_inside_checkpoint_writes_newest_intact_and_the_run_resumes(daemon
     folder = checkpoint_dir(daemons.tmp / "run")
     rng = np.random.default_rng(13)
     sampler = daemons.start("sampler")
-    steps = []
+    steps, leftovers = [], []
     for round_ in range(10):
         trainer = daemons.start("trainer")
         # a checkpoint past the one resumed from, so every round makes progress
         daemons.wait_for(lambda: newest_step(daemons) > (steps[-1] if steps else 0), 180,
                          "a checkpoint newer than the last round's")
+        assert not [t for t in leftovers if t.exists()], "a dead writer's temp file stayed"
         expected = list_checkpoints(daemons.tmp / "run")[-1].stat().st_size
         fraction = float(rng.uniform(0.0, 1.0))
         tmp = wait_for_write(folder, fraction * expected, trainer, daemons, timeout=120)
@@ -221,7 +222,7 @@ def test_kill9_inside_checkpoint_writes_newest_intact_and_the_run_resumes(daemon
         newest = list_checkpoints(daemons.tmp / "run")[-1]
         state = decode(newest.read_bytes(), str(newest))  # intact: raises otherwise
         steps.append(int(state["step"]))
-        tmp.unlink()  # the killed writer's temp file (never listed, never loaded)
+        leftovers.append(tmp)  # the killed writer's: the next trainer's save removes it
     assert steps == sorted(steps) and steps[-1] > steps[0], steps
     assert daemons.text().count("resumed from") >= 9
     daemons.config.write_text(daemons.config.read_text().replace(
@@ -230,6 +231,7 @@ def test_kill9_inside_checkpoint_writes_newest_intact_and_the_run_resumes(daemon
     trainer = daemons.start("trainer")
     assert trainer.wait(300) == 0, daemons.text()[-3000:]
     assert set(daemons.audit()) == set(daemons.plan())
+    assert not list(folder.glob(".checkpoint-*.tmp-*")), "temp files left behind"
     summary = daemons.summary()
     assert summary["stop_reason"] == "completed" and summary["duplicates"] == 0
     sampler.send_signal(signal.SIGTERM)

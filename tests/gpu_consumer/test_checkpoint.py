@@ -1,5 +1,6 @@
 import errno
 import logging
+import os
 
 import pytest
 import torch
@@ -81,3 +82,19 @@ def test_arbitrary_objects_are_refused(tmp_path):
     path = save(tmp_path, {"step": 3, "obj": Evil()})
     with pytest.raises(CorruptCheckpoint, match="does not load"):
         checkpoint.decode(path.read_bytes(), str(path))
+
+
+def test_a_writer_killed_mid_write_leaves_no_temp_file_past_the_next_save(tmp_path):
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    folder = checkpoint.checkpoint_dir(tmp_path)
+    folder.mkdir(parents=True)
+    orphan = folder / f".checkpoint-000000007.pt.tmp-{int(dead.stdout)}"  # kill -9's leftover
+    orphan.write_bytes(b"half a checkpoint")
+    live = folder / f".checkpoint-000000008.pt.tmp-{os.getpid()}"  # a writer still running
+    live.write_bytes(b"being written")
+    save(tmp_path, state(9))
+    assert not orphan.exists() and live.exists()
+    assert load_latest(tmp_path)["step"] == 9
