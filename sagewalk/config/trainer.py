@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import non_negative, one_of, positive, probability, setting
+from sagewalk.config.schema import (in_range, non_negative, one_of, positive, probability,
+                                   setting)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,3 +73,14 @@ class TrainerConfig:
                                            check=non_negative)
     max_steps: int = setting(0, "Stop after this many training steps in total (0: run "
                              "every epoch).", check=non_negative)
+    time_budget_s: float = setting(
+        0.0, "Wall-clock training budget in seconds (0: off).  The learning-rate plan's "
+        "progress is the larger of steps/planned steps and trained seconds/budget, so the "
+        "decay ends within the budget at any step rate; the run stops ('time_budget') after "
+        "the step that spends it.  Carried in checkpoints: a resumed run gets what is left.",
+        check=non_negative)
+    warmup_fraction: float = setting(
+        0.0, "Warm-up as a share of the plan's progress (steps, or the budget's seconds "
+        "under time_budget_s): the warm-up ends after warmup_steps steps or this share, "
+        "whichever comes first, and the decay runs from this share to the end (0: "
+        "warmup_steps alone).", check=in_range(0.0, 0.9))
