@@ -45,8 +45,12 @@ class TrainingStepError(SagewalkError):
 
 
 class TrainingSession:
-    def __init__(self, config, store, builder, *, rank: distributed.Rank | None = None):
+    def __init__(self, config, store, builder, *, rank: distributed.Rank | None = None,
+                 clock=time.monotonic):
         self.config, self.cfg, self.builder = config, config.trainer, builder
+        # trainer.time_budget_s: seconds trained (carried in checkpoints) and the clock
+        self.clock, self.trained_seconds, self._run_started = clock, 0.0, None
+        self._budget_last, self.budget_spent, self.last_lr = False, False, None
         self.rank = rank or distributed.Rank()
         self.run_dir = self.cfg.run_dir
         self.device = resolve_device(self.cfg.device, self.rank.local_rank)
@@ -120,7 +124,9 @@ class TrainingSession:
                         "schedule": list(self.cfg.hard_negative_schedule)},
             epoch_done={str(k): v for k, v in self.epoch_done.items()},
             examples=self.examples, validation=list(self.validation),
-            best_hit_rate=self.best_hit_rate, bad_passes=self.bad_passes)
+            best_hit_rate=self.best_hit_rate, bad_passes=self.bad_passes,
+            budget={"time_budget_s": self.cfg.time_budget_s,
+                    "trained_seconds": self.elapsed_seconds(), "spent": self.budget_spent})
         return state
 
     def restore(self) -> bool:
@@ -140,6 +146,11 @@ class TrainingSession:
         self.examples = int(mine["examples"])
         self.validation = list(state["validation"])
         self.best_hit_rate, self.bad_passes = state["best_hit_rate"], int(state["bad_passes"])
+        budget = state.get("budget", {})
+        self.trained_seconds = float(budget.get("trained_seconds", 0.0))
+        # spent under this very budget: a larger trainer.time_budget_s trains on
+        self.budget_spent = (bool(budget.get("spent", False))
+                             and float(budget.get("time_budget_s", 0.0)) == self.cfg.time_budget_s)
         log.info("resumed from %s at step %d (epoch %d)", state["_path"], self.trainer.step,
                  self.current_epoch() + 1)
         return True
@@ -192,23 +203,62 @@ class TrainingSession:
         if self.cfg.max_steps and self.trainer.step >= self.cfg.max_steps:
             self.stop("max_steps")  # the same step on every rank: all return here
             return
-        if not self._train_own_batches(stream) and self.rank.world_size > 1:
-            self._idle_to_the_end()
+        budget = self.cfg.time_budget_s
+        # A run that stopped for its budget ended its decay: a resume has nothing left
+        # (the last step may have been planned up to one step time before the end).
+        if budget and (self.budget_spent or self.trained_seconds >= budget):
+            log.warning("trainer.time_budget_s = %g s is spent (%.1f s trained, carried in the "
+                        "checkpoint); raise it or use a fresh trainer.run_dir to train more",
+                        budget, self.trained_seconds)
+            self.stop("time_budget")
+            return
+        self._run_started = self.clock()
+        try:
+            if not self._train_own_batches(stream) and self.rank.world_size > 1:
+                self._idle_to_the_end()
+        finally:
+            self.trained_seconds, self._run_started = self.elapsed_seconds(), None
         if not self.stop_reason:
             self.stop_reason = "completed"
 
+    # -- the wall-clock budget -------------------------------------------------------
+    def elapsed_seconds(self) -> float:
+        """Seconds trained under trainer.time_budget_s: earlier runs' (from the
+        checkpoint) plus this run's time in `run` (steps, data waits, validation)."""
+        running = self.clock() - self._run_started if self._run_started is not None else 0.0
+        return self.trained_seconds + running
+
+    def _before_step(self) -> None:
+        """Tell the trainer how much of the budget will be spent by the end of
+        the next step, projected from the mean step time over the last 30 s;
+        when no further step would fit after it, it is the last one and gets
+        progress 1, the final learning rate.  Several ranks agree on the values."""
+        budget = self.cfg.time_budget_s
+        if not budget:
+            return
+        walls = [b[2] for b in self._busy]
+        per_step = sum(walls) / len(walls) if walls else 0.0
+        projected = self.elapsed_seconds() + per_step
+        last = projected + per_step >= budget
+        fraction = 1.0 if last else projected / budget
+        if self.rank.world_size > 1:
+            agreed = distributed.all_gather_json([fraction, last], self.device)
+            fraction, last = max(a[0] for a in agreed), any(a[1] for a in agreed)
+        self.trainer.elapsed, self._budget_last = min(1.0, fraction), last
+
     def _train_own_batches(self, stream) -> bool:
         """Train every batch the stream yields; True when the ranks agreed to stop."""
-        last = time.perf_counter()
+        last = self.clock()  # step walls also project the budget: one clock for both
         for tbatch in stream:
             # Several ranks decide to stop together after a step (_after_step);
             # one rank leaving here alone would hang the others' all-reduce.
             if self._stop.is_set() and self.rank.world_size == 1:
                 return True
+            self._before_step()
             result = self._step(tbatch)
             stream.done(tbatch.ticket)
-            self._account(tbatch.ticket, result, time.perf_counter() - last)
-            last = time.perf_counter()
+            self._account(tbatch.ticket, result, self.clock() - last)
+            last = self.clock()
             if self._after_step():
                 return True
         return False
@@ -236,14 +286,16 @@ class TrainingSession:
         has the largest share of every epoch, so every step trains >= 1 batch."""
         planned = self.planned_steps()
         while self.trainer.step < planned:
+            self._before_step()
             self.trainer.idle_step()
             if self._after_step():
                 return
 
     def _account(self, ticket, result, wall: float) -> None:
         self.examples += result.examples
+        self.last_lr = result.lr
         self.epoch_done[ticket.epoch] = self.epoch_done.get(ticket.epoch, 0) + 1
-        now = time.monotonic()
+        now = self.clock()
         self._busy.append((now, result.seconds, wall))
         while self._busy and self._busy[0][0] < now - BUSY_WINDOW_S:
             self._busy.popleft()
@@ -273,6 +325,11 @@ class TrainingSession:
                 self.stop("early_stopping")
         if cfg.max_steps and step >= cfg.max_steps:
             self.stop("max_steps")
+        if self._budget_last:
+            log.info("step %d: time budget of %g s spent (%.1f s), lr %.3g", step,
+                     cfg.time_budget_s, self.elapsed_seconds(), self.trainer.current_lr())
+            self.budget_spent = True
+            self.stop("time_budget")
         # One all-reduce decides for every rank: stop together, checkpoint at
         # the same step (the checkpoint gathers every rank's cursor).
         stop, save = distributed.consensus(
@@ -315,7 +372,8 @@ class TrainingSession:
         export (rank 0); the run's training figures."""
         validated = self.validation and self.validation[-1]["step"] == self.trainer.step
         if (self.rank.is_main and self.cfg.validate_every and self.trainer.step and not validated
-                and self.stop_reason in ("completed", "max_steps", "early_stopping")):
+                and self.stop_reason in ("completed", "max_steps", "early_stopping",
+                                         "time_budget")):
             self.validate()
         self.save_checkpoint()
         model_path = None
@@ -327,7 +385,22 @@ class TrainingSession:
         return {"steps": self.trainer.step, "examples": self.examples,
                 "epochs_done": {str(k): v for k, v in sorted(self.epoch_done.items())},
                 "stop_reason": self.stop_reason, "validation": self.validation,
+                **self.budget_figures(),
                 "best_hit_rate": self.best_hit_rate if self.validation else None,
                 "model_path": model_path,
                 "device": str(self.device), "bf16": self.trainer.bf16,
                 "world_size": self.rank.world_size}
+
+    def budget_figures(self) -> dict:
+        """What run_summary.json says about the plan: the budget, the seconds
+        trained, the last step's rate, and each epoch begun, complete or cut
+        short (by the budget, max_steps or a signal)."""
+        epochs = [{"epoch": e, "batches_done": n, "batches_planned": self.batches_in(e),
+                   "complete": n >= self.batches_in(e)}
+                  for e, n in sorted(self.epoch_done.items())]
+        cut = [e for e in epochs if not e["complete"]]
+        return {"time_budget_s": self.cfg.time_budget_s,
+                "trained_seconds": round(self.elapsed_seconds(), 3),
+                "lr_final": self.last_lr, "lr_planned_final": self.cfg.lr * self.cfg.min_lr_ratio,
+                "epochs": epochs, "epochs_complete": sum(e["complete"] for e in epochs),
+                "epoch_cut_short": cut[-1] if cut else None}

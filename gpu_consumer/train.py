@@ -62,6 +62,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.total_steps = int(total_steps)
         self.step = 0
+        # Share of trainer.time_budget_s spent by the end of the next step; the
+        # session sets it before each step (None: no budget, a plan in steps).
+        self.elapsed: float | None = 0.0 if cfg.time_budget_s > 0 else None
         self.bf16 = use_bf16(cfg.precision, self.device)
 
     def _autocast(self):
@@ -71,7 +74,8 @@ class Trainer:
         c = self.cfg
         return learning_rate(self.step, lr=c.lr, warmup_steps=c.warmup_steps,
                              total_steps=self.total_steps, decay=c.lr_decay,
-                             min_ratio=c.min_lr_ratio)
+                             min_ratio=c.min_lr_ratio, elapsed=self.elapsed,
+                             warmup_fraction=c.warmup_fraction)
 
     def embed(self, batch) -> torch.Tensor:
         """Target embeddings in eval mode, no gradients (validation, inference)."""

@@ -157,3 +157,80 @@ def test_finish_validates_the_final_model_unless_stopped_by_a_signal(store, tmp_
     s.run(InProcessBatches(s.builder, s.plan))
     s.stop_reason = "SIGTERM"
     assert [v["step"] for v in s.finish(export=False)["validation"]] == [4]
+
+
+class StepClock:
+    """A clock that moves `per_batch` seconds each time a batch is handed over:
+    the session's budget sees steps of a known length, whatever the machine."""
+
+    def __init__(self, per_batch):
+        self.now, self.per_batch = 1000.0, per_batch
+
+    def __call__(self):
+        return self.now
+
+    def stream(self, batches):
+        for tbatch in batches:
+            self.now += self.per_batch
+            yield tbatch
+
+
+class ClockedBatches(InProcessBatches):
+    def __init__(self, clock, *args):
+        super().__init__(*args)
+        self.clock = clock
+
+    def __iter__(self):
+        return self.clock.stream(super().__iter__())
+
+
+def budget_session(store, tmp_path, clock, *overrides):
+    from worker.assemble import BatchBuilder
+    s = session(store, tmp_path, "trainer.epochs=50", "trainer.validate_every=0",
+                "trainer.lr=0.01", "trainer.min_lr_ratio=0.1", *overrides)
+    return TrainingSession(s.config, store, BatchBuilder(store, s.config.sampler), clock=clock)
+
+
+def test_time_budget_stops_at_the_final_rate_and_records_the_cut_epoch(store, tmp_path):
+    clock = StepClock(per_batch=1.0)   # 10 s budget, 1 s a step: the plan's 150 steps do not fit
+    s = budget_session(store, tmp_path, clock, "trainer.time_budget_s=10")
+    s.run(ClockedBatches(clock, s.builder, s.plan))
+    assert s.stop_reason == "time_budget"
+    assert 8 <= s.trainer.step <= 10
+    assert s.last_lr == pytest.approx(0.001)       # min_lr_ratio * lr: the decay completed
+    figures = s.finish(export=False)
+    assert figures["lr_final"] == pytest.approx(0.001) and figures["time_budget_s"] == 10
+    assert figures["epochs_complete"] == s.trainer.step // 3
+    cut = figures["epoch_cut_short"]
+    if s.trainer.step % 3:
+        assert cut == {"epoch": s.trainer.step // 3, "batches_done": s.trainer.step % 3,
+                       "batches_planned": 3, "complete": False}
+
+
+def test_a_plan_shorter_than_the_budget_completes_with_the_decay_done(store, tmp_path):
+    clock = StepClock(per_batch=1.0)
+    s = budget_session(store, tmp_path, clock, "trainer.time_budget_s=1000", "trainer.epochs=2")
+    s.run(ClockedBatches(clock, s.builder, s.plan))
+    assert s.stop_reason == "completed" and s.trainer.step == 6
+    assert s.last_lr == pytest.approx(0.001)
+    assert s.finish(export=False)["epoch_cut_short"] is None
+
+
+def test_resume_carries_the_budget_spent(store, tmp_path):
+    clock = StepClock(per_batch=1.0)
+    s = budget_session(store, tmp_path, clock, "trainer.time_budget_s=10", "trainer.max_steps=4")
+    s.run(ClockedBatches(clock, s.builder, s.plan))
+    assert s.stop_reason == "max_steps" and s.elapsed_seconds() == pytest.approx(4.0)
+    s.finish(export=False)
+    clock.now += 500.0                            # the trainer was down: not budget time
+    resumed = budget_session(store, tmp_path, clock, "trainer.time_budget_s=10")
+    assert resumed.restore() and resumed.trained_seconds == pytest.approx(4.0)
+    resumed.run(ClockedBatches(clock, resumed.builder, resumed.plan, resumed.cursor))
+    assert resumed.stop_reason == "time_budget" and resumed.trainer.step <= 10
+    assert resumed.last_lr == pytest.approx(0.001)
+    assert resumed.elapsed_seconds() == pytest.approx(4.0 + resumed.trainer.step - 4)
+    resumed.finish(export=False)
+    spent = budget_session(store, tmp_path, clock, "trainer.time_budget_s=10")
+    spent.restore()
+    spent.run(ClockedBatches(clock, spent.builder, spent.plan, spent.cursor))
+    assert spent.stop_reason == "time_budget" and spent.trainer.step == resumed.trainer.step

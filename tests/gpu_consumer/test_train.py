@@ -93,3 +93,37 @@ def test_bf16_autocast_step_runs_on_cpu():
     r = t.train_step(make_batch(3))
     assert t.bf16 and r.loss == r.loss  # not NaN
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
+
+
+def test_budget_progress_is_the_further_of_steps_and_clock():
+    kw = dict(lr=1.0, warmup_steps=0, total_steps=1000, decay="linear", min_ratio=0.1)
+    # a slow machine: 10 of 1000 steps at half the budget -> the clock leads
+    assert learning_rate(9, elapsed=0.5, **kw) == pytest.approx(0.55)
+    # a fast one: the plan is further on than the clock
+    assert learning_rate(499, elapsed=0.1, **kw) == pytest.approx(0.55)
+    # the step that spends the budget, or ends the plan, gets exactly the final rate
+    assert learning_rate(20, elapsed=1.0, **kw) == pytest.approx(0.1)
+    assert learning_rate(999, elapsed=0.3, **kw) == pytest.approx(0.1)
+    assert learning_rate(20, elapsed=1.0, **dict(kw, decay="cosine")) == pytest.approx(0.1)
+
+
+def test_budget_warmup_ends_at_its_steps_or_its_share_whichever_first():
+    kw = dict(lr=1.0, warmup_steps=100, total_steps=10**6, decay="none", min_ratio=0.1,
+              warmup_fraction=0.1)
+    assert learning_rate(9, elapsed=0.01, **kw) == pytest.approx(0.1)    # 10 of 100 steps
+    assert learning_rate(9, elapsed=0.05, **kw) == pytest.approx(0.5)    # half of 10 %
+    assert learning_rate(9, elapsed=0.2, **kw) == 1.0                    # share reached
+    assert learning_rate(99, elapsed=0.0, **kw) == 1.0                   # steps reached
+    # the decay runs from the warm-up share to the end
+    lin = dict(kw, decay="linear", warmup_steps=0)
+    assert learning_rate(0, elapsed=0.1, **lin) == pytest.approx(1.0)
+    assert learning_rate(0, elapsed=0.55, **lin) == pytest.approx(0.55)
+    assert learning_rate(0, elapsed=1.0, **lin) == pytest.approx(0.1)
+
+
+def test_trainer_follows_the_budget_share_the_session_sets():
+    t = trainer("trainer.time_budget_s=60", "trainer.lr_decay=linear", "trainer.min_lr_ratio=0.1",
+                "trainer.warmup_steps=0", total=10**6)
+    t.elapsed = 1.0
+    assert t.train_step(make_batch(3, batch_size=8)).lr == pytest.approx(0.001)
+    assert trainer(total=10).elapsed is None      # no budget: a plan in steps, as before
