@@ -19,7 +19,7 @@ import numpy as np
 
 from sagewalk.errors import SagewalkError
 from sampler.graph import WalkGraph
-from sampler.rng import advance, below, seed64, walk_state
+from sampler.rng import advance, below, seed64, unit, walk_state
 from sampler.walk_kernels import step_slot
 
 
@@ -115,6 +115,65 @@ def _cooccurrence_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_it
                     out_p[n] = other
                     n += 1
                     break
+    return n
+
+
+def walk_pairs(graph: WalkGraph, pairs_per_item: int, restart_prob: float, max_steps: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every item with a context, `pairs_per_item` positives drawn from its
+    personalised PageRank: a walk of item->context->item steps that stops after
+    each step with probability `restart_prob` (at most `max_steps` steps), its
+    last item the positive (dropped when it is the item itself).  The endpoint
+    of such a walk is distributed as PPR with teleport `restart_prob`, so the
+    pairs sample the multi-hop "visited together" signal that the importance
+    neighbourhoods and the PPR baseline rank by, not only one-hop co-occurrence."""
+    q = np.empty(graph.num_items * pairs_per_item, np.int64)
+    p = np.empty_like(q)
+    n = _walk_pair_kernel(graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item,
+                          graph.type_cum, graph.num_items, pairs_per_item, float(restart_prob),
+                          int(max_steps), seed64(seed), q, p)
+    if n < 0:
+        raise graph.corrupt_error("drawing walk positives")
+    return q[:n], p[:n]
+
+
+@numba.njit(nogil=True, cache=True)
+def _walk_pair_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items,
+                      per_item, restart_prob, max_steps, seed, out_q, out_p):
+    """Returns the pair count, or -1 if a stored id or offset was out of range."""
+    n = 0
+    num_ctx = ctx_ptr.shape[0] - 1
+    for item in range(num_items):
+        for r in range(per_item):
+            s = walk_state(seed, item, r + 0x3A11)
+            cur = np.int64(item)
+            for _ in range(max_steps):
+                a, d, s = step_slot(item_ptr, type_cum, cur, advance(s))
+                if d == 0:
+                    break
+                if a < 0 or a + d > item_ctx.shape[0]:
+                    return -1
+                g = np.int64(item_ctx[a + below(s, d)])
+                if g < 0 or g >= num_ctx:
+                    return -1
+                s = advance(s)
+                a2 = ctx_ptr[g]
+                d2 = ctx_ptr[g + 1] - a2
+                if d2 <= 0:
+                    break
+                if a2 < 0 or a2 + d2 > ctx_item.shape[0]:
+                    return -1
+                nxt = np.int64(ctx_item[a2 + below(s, d2)])
+                if nxt < 0 or nxt >= num_items:
+                    return -1
+                cur = nxt
+                s = advance(s)
+                if unit(s) < restart_prob:
+                    break
+            if cur != item:
+                out_q[n] = item
+                out_p[n] = cur
+                n += 1
     return n
 
 

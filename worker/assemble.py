@@ -111,6 +111,10 @@ class BatchBuilder:
         source = self.cfg.positives
         if source == "cooccurrence":
             q, p = pairs.cooccurrence_pairs(self.graph, self.cfg.pairs_per_item, self.cfg.seed)
+        elif source == "walks":
+            q, p = pairs.walk_pairs(self.graph, self.cfg.pairs_per_item,
+                                    self.cfg.positive_restart_prob, self.cfg.positive_max_steps,
+                                    self.cfg.seed)
         else:
             q, p = pairs.read_pair_file(Path(source), self.store.ids(self.cfg.item_type))
         split = pairs.split(q, p, self.cfg.validation_fraction, self.cfg.seed)

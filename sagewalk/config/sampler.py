@@ -51,10 +51,17 @@ class SamplerConfig:
                                                 "hard-negative walks (PageRank teleport).",
                                                 check=probability)
     positives: str = setting("cooccurrence", "Where positive pairs come from: 'cooccurrence' "
-                             "(items sharing a context) or a path to a pair file of external ids.")
-    pairs_per_item: int = setting(2, "Co-occurrence positives drawn once per item with at "
-                                  "least one context (a fixed, deterministic set).",
+                             "(items sharing a context), 'walks' (endpoints of short random "
+                             "walks with restart from each item: personalised-PageRank "
+                             "samples) or a path to a pair file of external ids.")
+    pairs_per_item: int = setting(2, "Co-occurrence or walk positives drawn once per item "
+                                  "with at least one context (a fixed, deterministic set).",
                                   check=positive)
+    positive_restart_prob: float = setting(
+        0.5, "positives = 'walks': probability a positive's walk stops after each step "
+        "(the PageRank teleport; 0.5 means two steps on average).", check=probability)
+    positive_max_steps: int = setting(8, "positives = 'walks': most steps of a positive's walk.",
+                                      check=positive)
     validation_fraction: float = setting(0.05, "Share of the training pairs held out for "
                                          "validation (never in a training batch).",
                                          check=in_range(0.0, 0.5))

@@ -239,3 +239,16 @@ def test_a_store_file_changing_size_fails_the_next_batch_naming_the_file(tmp_pat
         b.build(Ticket(0, 1, 1, 0))
     with pytest.raises(StoreError, match="changed size"):
         b.inference_batch(np.arange(4))
+
+
+def test_walk_positives_build_batches_whose_pairs_come_from_the_walks(store):
+    from sampler import pairs
+    b = BatchBuilder(store, _cfg("sampler.positives=walks", "sampler.pairs_per_item=3",
+                                 "sampler.positive_restart_prob=0.3"))
+    q, p = pairs.walk_pairs(b.graph, 3, 0.3, b.cfg.positive_max_steps, b.cfg.seed)
+    drawn = set(zip(q.tolist(), p.tolist()))
+    t = b.pairs
+    assert len(t) + len(t.val_queries) == len(q)       # walk_pairs never pairs an item with itself
+    assert set(zip(t.queries.tolist(), t.positives.tolist())) <= drawn
+    batch = b.build(Ticket(0, 0, 11, 0))
+    assert batch.queries.shape == (32,)
