@@ -8,7 +8,9 @@ fsynced, renamed into place and the directory fsynced, so a crash or a full
 disk mid-write leaves the previous checkpoint as the newest intact one.
 
     save(run_dir, state) -> Path          # keeps the newest `keep`
-    load_latest(run_dir) -> dict | None   # newest intact one, with a warning per damaged one
+    load_latest(run_dir) -> dict | None   # newest intact one, with a warning per damaged one;
+                                          # NoIntactCheckpoint when every one is damaged
+    set_aside(run_dir) -> Path | None     # start over: move every checkpoint aside, delete none
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import io
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 import torch
+
+from sagewalk.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,11 @@ _CHUNK = 1 << 20
 
 class CorruptCheckpoint(Exception):
     """A checkpoint file that is truncated, altered or not a checkpoint."""
+
+
+class NoIntactCheckpoint(SagewalkError):
+    """Checkpoints exist but none reads back: starting from step 0 would
+    silently throw the run away, so the trainer refuses instead."""
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
@@ -49,7 +59,13 @@ def write_atomically(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:  # a file replaced keeps its mode (a 0600 checkpoint stays private)
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    if mode is not None:
+        os.fchmod(fd, mode)  # not via O_CREAT: its mode is masked by the umask
     try:
         view = memoryview(data)
         while view:
@@ -135,13 +151,42 @@ def _alive(pid: int) -> bool:
 
 def load_latest(run_dir: str | os.PathLike) -> dict | None:
     """The newest checkpoint that reads back intact, or None when there is none.
-    Each damaged newer one is skipped with a warning naming the file."""
-    for path in reversed(list_checkpoints(run_dir)):
+    Each damaged newer one is skipped with a warning naming it and the one
+    used instead; when every one is damaged, NoIntactCheckpoint."""
+    found = list_checkpoints(run_dir)
+    damaged: list[str] = []
+    for path in reversed(found):
         try:
             state = decode(path.read_bytes(), str(path))
         except (CorruptCheckpoint, OSError) as err:
-            log.warning("skipping damaged checkpoint, falling back to an older one: %s", err)
+            log.warning("damaged checkpoint: %s", err)
+            damaged.append(str(err))
             continue
+        if damaged:
+            log.warning("falling back to the older intact checkpoint %s (%d newer damaged)",
+                        path, len(damaged))
         state["_path"] = str(path)
         return state
+    if damaged:
+        raise NoIntactCheckpoint(
+            f"{checkpoint_dir(run_dir)}: no intact checkpoint to resume from ("
+            + "; ".join(damaged) + "); to start over from step 0 run the trainer with "
+            "--fresh (it moves them aside, deleting nothing), or move the files away yourself")
     return None
+
+
+def set_aside(run_dir: str | os.PathLike) -> Path | None:
+    """Start over: move every checkpoint (intact or not) into
+    checkpoints/set-aside-<UTC time>/, so nothing is lost; None when none."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        return None
+    dest = checkpoint_dir(run_dir) / time.strftime("set-aside-%Y%m%dT%H%M%SZ", time.gmtime())
+    while dest.exists():
+        dest = dest.with_name(dest.name + "-1")
+    dest.mkdir()
+    for path in found:
+        os.replace(path, dest / path.name)
+    log.warning("--fresh: moved %d checkpoint(s) aside to %s; training starts from step 0",
+                len(found), dest)
+    return dest

@@ -52,6 +52,36 @@ def test_damaged_newest_falls_back_to_previous_with_a_warning(tmp_path, caplog, 
         back = load_latest(tmp_path)
     assert back["step"] == 1
     assert "checkpoint-000000002.pt" in caplog.text
+    assert "falling back to the older intact checkpoint" in caplog.text
+    assert "checkpoint-000000001.pt" in caplog.text  # says which one it used
+
+
+def test_only_checkpoint_damaged_refuses_naming_the_file_and_the_fix(tmp_path):
+    only = save(tmp_path, state(5))
+    only.write_bytes(only.read_bytes()[:50])
+    with pytest.raises(checkpoint.NoIntactCheckpoint) as err:
+        load_latest(tmp_path)
+    assert "checkpoint-000000005.pt" in str(err.value) and "--fresh" in str(err.value)
+
+
+def test_set_aside_moves_every_checkpoint_and_deletes_none(tmp_path):
+    assert checkpoint.set_aside(tmp_path) is None
+    save(tmp_path, state(1))
+    damaged = save(tmp_path, state(2))
+    damaged.write_bytes(b"junk")
+    dest = checkpoint.set_aside(tmp_path)
+    assert sorted(p.name for p in dest.iterdir()) == ["checkpoint-000000001.pt",
+                                                       "checkpoint-000000002.pt"]
+    assert (dest / "checkpoint-000000002.pt").read_bytes() == b"junk"
+    assert list_checkpoints(tmp_path) == [] and load_latest(tmp_path) is None
+
+
+def test_a_checkpoint_replaced_keeps_its_mode(tmp_path):
+    path = tmp_path / "f.pt"
+    checkpoint.write_atomically(path, b"one")
+    os.chmod(path, 0o600)
+    checkpoint.write_atomically(path, b"two")
+    assert path.read_bytes() == b"two" and (os.stat(path).st_mode & 0o777) == 0o600
 
 
 def test_full_disk_during_write_leaves_previous_intact(tmp_path, monkeypatch):
