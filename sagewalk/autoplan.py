@@ -1,0 +1,157 @@
+"""Defaults picked from the store and the budget for `sagewalk train`.
+
+    stats = StoreStats.of(store, item_type)
+    config, choices = fill_unset(config, explicit_keys(raw_toml, overrides), stats, budget_s)
+
+Only settings the user did not write in the TOML file or pass with --set are
+filled.  Every rule is one row of RULES, stated in terms of the store (item
+count, degrees, feature width, edges) and the budget, never per dataset, so a
+rule changes in one line.  The current rows are best guesses from the
+MovieLens-1M demo (docs/serving.md) and the planted-community e2e store
+(docs/trainer.md), pending the experiments of issue 11.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sagewalk.config import override, to_dict
+
+# An id table of items x hidden_dim float32 rows (plus Adam's two moments) is
+# on when it fits this memory; beyond it the table hashes into as many rows.
+ID_TABLE_BYTES = 1 << 30
+# Upper bound on steps a second for "as many epochs as fit" (a GPU-class
+# rate); the budget, not this cap, ends a run on slower machines.
+MAX_STEPS_PER_SECOND = 100
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    items: int
+    feature_dim: int               # 0: the item type has no features
+    edges: int                     # edges touching the item type
+    item_degree: float             # mean contexts per item
+    context_degree: float          # mean items per context node
+
+    @classmethod
+    def of(cls, store, item_type: str) -> "StoreStats":
+        items = store.node_types[item_type]
+        touching = [e for e in store.edge_types.values() if item_type in (e.src_type, e.dst_type)]
+        edges = sum(e.num_edges for e in touching)
+        contexts = sum(store.node_types[e.dst_type if e.src_type == item_type else e.src_type]
+                       for e in touching)
+        feats = store.features(item_type)
+        return cls(items=items, feature_dim=0 if feats is None else int(feats.shape[1]),
+                   edges=edges, item_degree=edges / max(1, items),
+                   context_degree=edges / max(1, contexts))
+
+    @property
+    def reach(self) -> float:
+        """Items one item -> context -> item step can reach, roughly."""
+        return self.item_degree * self.context_degree
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str                                        # dotted setting
+    pick: Callable[[StoreStats, float, Any], Any]   # (stats, budget_s, config so far) -> value
+    because: str
+
+
+def _pow2(x: float) -> int:
+    return 1 << max(0, round(math.log2(max(1.0, x))))
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("trainer.loss", lambda s, b, c: "softmax",
+         "the sampled softmax beat the hinge on MovieLens-1M (docs/serving.md)"),
+    Rule("trainer.temperature", lambda s, b, c: 0.1, "the value the demo measured"),
+    Rule("trainer.embedding_dim", lambda s, b, c: 64 if s.items <= 200_000 else 128,
+         "64 up to 200k items, 128 beyond"),
+    Rule("trainer.hidden_dim", lambda s, b, c: c.trainer.embedding_dim,
+         "as wide as the embedding"),
+    Rule("trainer.id_embedding_buckets",
+         lambda s, b, c: min(s.items, ID_TABLE_BYTES // (12 * c.trainer.hidden_dim)),
+         "one learned row per item while items x hidden x 12 bytes fits 1 GiB"),
+    Rule("trainer.lr", lambda s, b, c: 0.01 * min(1.0, 64 / c.trainer.hidden_dim),
+         "1e-2 at width 64 (demo, e2e), scaled down for wider models"),
+    Rule("trainer.warmup_steps", lambda s, b, c: 100,
+         "the warm-up the e2e store needed (docs/trainer.md)"),
+    Rule("trainer.warmup_fraction", lambda s, b, c: 0.1,
+         "so the warm-up ends within 10% of the budget on a slow machine"),
+    Rule("trainer.hard_negative_schedule", lambda s, b, c: [0, 1, 2],
+         "capped at 2, as the demo: 'as many epochs as fit' must not grow them without bound"),
+    Rule("sampler.batch_size", lambda s, b, c: min(512, max(64, _pow2(s.items / 16))),
+         "items/16 as a power of two within [64, 512]"),
+    Rule("sampler.walk_length", lambda s, b, c: 2 if s.reach >= 100 else 5,
+         "2 steps (restart 0.5) when one step reaches >= 100 items, 5 on sparser graphs"),
+    Rule("sampler.restart_prob", lambda s, b, c: 0.5, "as the demo's short walks"),
+    Rule("sampler.num_neighbors", lambda s, b, c: int(min(10, max(3, s.reach // 2))),
+         "10 (the demo's) unless one step reaches fewer than 20 items"),
+    Rule("sampler.hard_negative_walks", lambda s, b, c: 50,
+         "cheaper hard negatives under a budget (the demo's)"),
+    Rule("sampler.hard_negative_walk_length", lambda s, b, c: 10, "as the demo"),
+    Rule("trainer.epochs",
+         lambda s, b, c: max(1, math.ceil(b * MAX_STEPS_PER_SECOND / max(1, _batches(s, c)))),
+         "as many as fit: the budget ends the run, this is only the plan's cap"),
+    Rule("trainer.checkpoint_every_s", lambda s, b, c: max(5.0, min(60.0, b / 5)),
+         "five checkpoints over the budget, 5-60 s apart"),
+    Rule("trainer.validate_every", lambda s, b, c: 0 if b < 60 else 200,
+         "off under a minute's budget (a pass would eat it)"),
+)
+
+# Not from the store, but per run: a run must not share sockets with another.
+RUN_RULES: tuple[Rule, ...] = (
+    Rule("worker.trainer_endpoint",
+         lambda s, b, c: f"ipc://{c.trainer.run_dir}/trainer.sock", "a socket of this run"),
+    Rule("worker.control_endpoint",
+         lambda s, b, c: f"ipc://{c.trainer.run_dir}/control.sock", "a socket of this run"),
+    Rule("monitoring.trainer_port", lambda s, b, c: free_port(), "a free port"),
+    Rule("monitoring.sampler_port", lambda s, b, c: free_port(), "a free port"),
+    Rule("monitoring.producer_base_port", lambda s, b, c: 0, "free ports"),
+)
+
+
+def _batches(stats: StoreStats, config) -> int:
+    """Batches in one epoch, roughly: pairs_per_item positives per item."""
+    per_epoch = config.trainer.batches_per_epoch
+    return per_epoch or math.ceil(stats.items * config.sampler.pairs_per_item
+                                  / config.sampler.batch_size)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def explicit_keys(raw: dict, overrides=()) -> set[str]:
+    """Dotted settings the user set: the TOML's tables' keys and --set items."""
+    keys = {f"{section}.{key}" for section, table in raw.items() if isinstance(table, dict)
+            for key in table}
+    keys |= {item.partition("=")[0].strip() for item in overrides}
+    return keys
+
+
+def fill_unset(config, explicit: set[str], stats: StoreStats, budget_s: float,
+               rules=RULES + RUN_RULES):
+    """`config` with every rule's setting that is not in `explicit` picked;
+    and the choices, [{"setting", "value", "because"}], in rule order."""
+    choices = []
+    for rule in rules:
+        if rule.key in explicit:
+            continue
+        value = rule.pick(stats, budget_s, config)
+        config = override(config, f"{rule.key}={_toml(value)}")
+        section, key = rule.key.split(".")
+        choices.append({"setting": rule.key, "value": to_dict(config)[section][key],
+                        "because": rule.because})
+    return config, choices
+
+
+def _toml(value) -> str:
+    import json
+    return json.dumps(value)

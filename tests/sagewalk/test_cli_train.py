@@ -1,0 +1,62 @@
+"""`sagewalk train`: the rule table fills only what the user left unset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sagewalk import autoplan
+from sagewalk.cli import main
+from sagewalk.config import load
+
+
+def stats(items=3883, item_degree=250.0, context_degree=160.0, feature_dim=0):
+    return autoplan.StoreStats(items=items, feature_dim=feature_dim,
+                               edges=int(items * item_degree), item_degree=item_degree,
+                               context_degree=context_degree)
+
+
+def test_rules_follow_the_store_and_the_budget():
+    config, choices = autoplan.fill_unset(load(None), set(), stats(), 600.0)
+    t, s = config.trainer, config.sampler
+    assert (t.loss, t.temperature, t.embedding_dim, t.hidden_dim) == ("softmax", 0.1, 64, 64)
+    assert t.id_embedding_buckets == 3883 and s.batch_size == 256 and s.walk_length == 2
+    assert t.warmup_fraction == 0.1 and t.hard_negative_schedule == (0, 1, 2)
+    sparse, _ = autoplan.fill_unset(load(None), set(), stats(items=10**6, item_degree=2.0,
+                                                             context_degree=3.0), 30.0)
+    assert sparse.sampler.walk_length == 5 and sparse.sampler.num_neighbors == 3
+    assert sparse.trainer.embedding_dim == 128 and sparse.trainer.lr == pytest.approx(0.005)
+    assert sparse.sampler.batch_size == 512 and sparse.trainer.validate_every == 0
+    assert {c["setting"] for c in choices} == {r.key for r in autoplan.RULES + autoplan.RUN_RULES}
+    assert all(c["because"] for c in choices)
+
+
+def test_only_unset_settings_are_picked():
+    raw = {"trainer": {"loss": "max_margin", "hidden_dim": 32}, "sampler": {}}
+    explicit = autoplan.explicit_keys(raw, ["sampler.batch_size=100"])
+    assert explicit == {"trainer.loss", "trainer.hidden_dim", "sampler.batch_size"}
+    base = load(None, ["trainer.loss=max_margin", "trainer.hidden_dim=32",
+                       "sampler.batch_size=100"])
+    config, choices = autoplan.fill_unset(base, explicit, stats(), 600.0)
+    assert (config.trainer.loss, config.trainer.hidden_dim, config.sampler.batch_size) == \
+        ("max_margin", 32, 100)
+    assert config.trainer.lr == pytest.approx(0.01)       # the rule sees the user's width
+    assert explicit.isdisjoint(c["setting"] for c in choices)
+
+
+def test_dry_run_prints_the_choices_and_writes_the_config(tmp_path, capsys):
+    from graphstore import build_from_arrays
+    build_from_arrays(tmp_path / "store", edges={"e": ("item", "user", np.arange(40) % 20,
+                                                       np.arange(40) % 7)},
+                      node_counts={"item": 20, "user": 7})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[graphstore]\npath = "{tmp_path / "store"}"\n[trainer]\nlr = 0.5\n')
+    assert main(["train", "--config", str(cfg), "--minutes", "2", "--dry-run",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "picked from the store: sampler.batch_size = 64" in out and "trainer.lr =" not in out
+    resolved = load(tmp_path / "run" / "train.toml")
+    assert resolved.trainer.time_budget_s == 120.0 and resolved.trainer.lr == 0.5
+    assert main(["train", "--config", str(cfg), "--minutes", "0"]) == 2
