@@ -179,6 +179,7 @@ class TrainingSession:
         except OSError as err:  # e.g. a full disk: keep training, the old one is intact
             log.error("checkpoint at step %d failed, previous one kept: %s",
                       self.trainer.step, err)
+            hook.inc("sagewalk_checkpoint_failures_total")
             return
         self.last_checkpoint = time.time()
         hook.set("sagewalk_last_checkpoint_timestamp_seconds", self.last_checkpoint)

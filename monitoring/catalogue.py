@@ -121,6 +121,9 @@ METRICS: tuple[Metric, ...] = (
        "top k.", ("k",), by=("trainer",)),
     _m("sagewalk_last_checkpoint_timestamp_seconds", GAUGE,
        "Unix time of the last checkpoint written successfully.", by=("trainer",)),
+    _m("sagewalk_checkpoint_failures_total", COUNTER,
+       "Checkpoint saves that failed (full disk, permissions); training goes on and the "
+       "previous checkpoint stays the newest.", by=("trainer",)),
     # -- devices (collected at scrape time by monitoring.gpu) -------------------
     _m("sagewalk_gpu_utilization_ratio", GAUGE,
        "GPU compute utilisation over NVML's last sample period (0..1).", ("gpu",),
