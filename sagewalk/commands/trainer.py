@@ -18,6 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_args(parser)
     parser.add_argument("--run-dir", default=None, metavar="DIR",
                         help="Shorthand for --set trainer.run_dir=DIR.")
+    parser.add_argument("--fresh", action="store_true",
+                        help="Start over from step 0: move every checkpoint of run_dir "
+                        "(intact or damaged) into run_dir/checkpoints/set-aside-<time>/ "
+                        "first, deleting none. Without it a run_dir whose checkpoints are "
+                        "all damaged is refused.")
     parser.set_defaults(run=_run)
 
 
@@ -28,4 +33,4 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args)
     if args.run_dir is not None:
         config = override(config, f"trainer.run_dir={json.dumps(args.run_dir)}")
-    return run(config)
+    return run(config, fresh=args.fresh)

@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "up", help="Run the sampler and trainer daemons together until training completes.")
     add_config_args(parser)
+    parser.add_argument("--fresh", action="store_true",
+                        help="Passed to the trainer: move its checkpoints aside and start "
+                        "from step 0 (see `sagewalk trainer --help`).")
     parser.set_defaults(run=_run)
 
 
@@ -37,11 +40,11 @@ def _run(args: argparse.Namespace) -> int:
         common += ["--set", item]
     verbose = ["-" + "v" * args.verbose] if args.verbose else []
 
-    def start(verb: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "sagewalk", *verbose, verb, *common],
-                                start_new_session=True)
+    def start(verb: str, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "sagewalk", *verbose, verb, *common,
+                                 *extra], start_new_session=True)
 
-    trainer = start("trainer")
+    trainer = start("trainer", *(["--fresh"] if args.fresh else []))
     sampler = start("sampler")
     stopping = []
 

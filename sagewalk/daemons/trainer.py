@@ -27,7 +27,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def run(config) -> int:
+def run(config, fresh: bool = False) -> int:
     import torch
 
     from gpu_consumer import distributed
@@ -46,7 +46,12 @@ def run(config) -> int:
     distributed.init(rank, resolve_device(config.trainer.device, rank.local_rank))
     session = TrainingSession(config, store, builder, rank=rank)
     Path(config.trainer.run_dir).mkdir(parents=True, exist_ok=True)
-    session.restore()
+    if fresh and rank.is_main:  # start over on purpose: the old checkpoints move aside
+        from gpu_consumer import checkpoint
+        checkpoint.set_aside(config.trainer.run_dir)
+    if fresh and distributed.active():
+        torch.distributed.barrier()  # no rank restores before rank 0 moved them aside
+    session.restore()  # NoIntactCheckpoint when every checkpoint is damaged
     server = _metrics_server(config, rank)
     started = time.time()
     stream = _open_stream(config, builder, session, rank)

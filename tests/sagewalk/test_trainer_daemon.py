@@ -56,3 +56,34 @@ def test_sigterm_without_producers_checkpoints_and_exits_0(tmp_path):
     assert list((run_dir / "checkpoints").glob("checkpoint-*.pt"))
     assert (run_dir / "model.pt").exists()
     assert "resolved config" in out and "[trainer]" in out
+
+
+def test_only_checkpoint_damaged_refuses_to_start_and_fresh_sets_it_aside(tmp_path):
+    from graphstore import build_from_arrays
+    rng = np.random.default_rng(0)
+    build_from_arrays(tmp_path / "store", edges={"rates": ("item", "user", rng.integers(0, 50, 400),
+                                                           rng.integers(0, 30, 400))})
+    run_dir = tmp_path / "run"
+    damaged = run_dir / "checkpoints" / "checkpoint-000000003.pt"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"SAGEWALK-CKPT-1\ncut short")
+    args = ["--run-dir", str(run_dir), "--set", 'graphstore.path="store"',
+            "--set", f'worker.trainer_endpoint="ipc://{tmp_path}/t.sock"',
+            "--set", "monitoring.trainer_port=0", "--set", "sampler.batch_size=16"]
+    proc = trainer(tmp_path, *args)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "checkpoint-000000003.pt" in out and "--fresh" in out and "Traceback" not in out
+    assert damaged.exists()  # refused: nothing moved, nothing trained
+
+    proc = trainer(tmp_path, *args, "--fresh")
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "t.sock").exists():  # bound: waiting for producers now
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    (aside,) = (run_dir / "checkpoints").glob("set-aside-*")
+    assert (aside / damaged.name).read_bytes() == b"SAGEWALK-CKPT-1\ncut short"
+    assert "moved 1 checkpoint(s) aside" in out
