@@ -79,7 +79,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"resolved config: {path}", flush=True)
     if args.dry_run:
         return 0
-    code = up._run(argparse.Namespace(config=str(path), overrides=[], verbose=args.verbose))
+    # up's own parser gives its arguments' defaults, whatever options it grows
+    parser = argparse.ArgumentParser()
+    up.register(parser.add_subparsers())
+    up_args = parser.parse_args(["up", "--config", str(path)])
+    up_args.verbose = args.verbose
+    code = up_args.run(up_args)
     summary_path = run_dir / "run_summary.json"
     if not summary_path.exists():
         return code or 1
