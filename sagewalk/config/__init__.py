@@ -48,10 +48,21 @@ def load(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -
                               "or omit --config for the defaults") from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    config = from_dict(data)
+        except ValueError as err:  # Python refuses int(str) past 4300 digits
+            raise ConfigError(f"{path}: {_HUGE}") from err
+        except RecursionError as err:
+            raise ConfigError(f"{path}: arrays or tables nested too deeply") from err
+    try:
+        config = from_dict(data)
+    except RecursionError as err:
+        raise ConfigError(f"{path}: a setting nested too deeply") from err
     for item in overrides:
         config = override(config, item)
     return config
+
+
+_HUGE = ("an integer of more than 4300 digits; integer settings must fit in 64 bits "
+         "(|x| < 2**63)")
 
 
 def from_dict(data: dict) -> Config:
@@ -68,6 +79,10 @@ def override(config: Config, item: str) -> Config:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except ValueError as err:  # Python refuses int(str) past 4300 digits
+        raise ConfigError(f"{key.strip()}: {_HUGE}") from err
+    except RecursionError as err:
+        raise ConfigError(f"{key.strip()}: value nested too deeply to be a setting") from err
     return replace(config, key.strip(), value)
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import non_negative, positive, setting
+from sagewalk.config.schema import port, positive, setting
 
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringConfig:
     host: str = setting("127.0.0.1", "Address metrics endpoints and the dashboard bind.")
-    trainer_port: int = setting(9750, "Trainer's /metrics port (0 disables).", check=non_negative)
+    trainer_port: int = setting(9750, "Trainer's /metrics port (0 disables).", check=port)
     sampler_port: int = setting(9740, "Sampler supervisor's /metrics port (0 disables).",
-                                check=non_negative)
+                                check=port)
     producer_base_port: int = setting(9760, "Producer i serves /metrics on base+i (0 picks "
-                                      "free ports).", check=non_negative)
-    dashboard_port: int = setting(9700, "Port of `sagewalk dashboard`.", check=non_negative)
+                                      "free ports).", check=port)
+    dashboard_port: int = setting(9700, "Port of `sagewalk dashboard`.", check=port)
     prometheus_url: str = setting("", "Prometheus server the dashboard reads from; empty "
                                   "reads the daemons directly.")
     sd_file: str = setting("", "Prometheus file-based service-discovery file the sampler "

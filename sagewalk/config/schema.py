@@ -9,6 +9,7 @@ the bad value and what is allowed on any error, e.g.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Callable, Mapping
@@ -56,6 +57,11 @@ def in_range(lo: float, hi: float) -> Check:
     return check
 
 
+def port(value: Any) -> str | None:
+    """A TCP port, or 0 where 0 means 'disabled' or 'pick a free one'."""
+    return None if 0 <= value <= 65535 else "must be a port within [0, 65535]"
+
+
 def one_of(*allowed: Any) -> Check:
     def check(value: Any) -> str | None:
         return None if value in allowed else f"must be one of {', '.join(map(repr, allowed))}"
@@ -89,13 +95,21 @@ def build(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
         if problem:
             raise ConfigError(f"{where}: {problem}, got {value!r}")
         values[name] = value
-    return cls(**values)
+    built = cls(**values)
+    # Checks that relate fields live with their section: `relations()` yields
+    # (field, problem) pairs, e.g. ("liveness_s", "must be >= 2 x heartbeat_s (0.5)").
+    for name, problem in getattr(built, "relations", lambda: ())():
+        raise ConfigError(f"{_join(path, name)}: {problem}, got {getattr(built, name)!r}")
+    return built
 
 
 def replace(config: Any, dotted: str, raw: Any) -> Any:
     """Return `config` with the setting at dotted path `dotted` set to `raw`,
     validated like a value read from a file."""
-    return build(type(config), _set_in(to_dict(config), dotted, raw))
+    try:
+        return build(type(config), _set_in(to_dict(config), dotted, raw))
+    except RecursionError as err:
+        raise ConfigError(f"{dotted}: value nested too deeply to be a setting") from err
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -139,6 +153,18 @@ def _as_plain(value: Any) -> Any:
     return value
 
 
+INT64 = 2 ** 63
+
+
+def _short(value: Any) -> str:
+    """repr of a value, cut short: a 5000-digit integer is not an error message."""
+    try:
+        text = repr(value)
+    except ValueError:  # int repr beyond sys.get_int_max_str_digits
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check `value` against the annotation; the only conversions are int->float
     and list->tuple, so a typo never turns silently into another value."""
@@ -174,12 +200,22 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
+        if not -INT64 <= value < INT64:  # every int setting ends up in numpy/torch int64
+            raise ConfigError(f"{where}: must fit in a 64-bit integer (|x| < 2**63), got "
+                              f"{_short(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {_short(value)}")
+        try:
+            value = float(value)
+        except OverflowError as err:  # an int too large for a double
+            raise ConfigError(f"{where}: expected a finite number, got "
+                              f"{_short(value)}") from err
+        if not math.isfinite(value):  # no setting means anything at inf or nan
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return value
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

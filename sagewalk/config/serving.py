@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import one_of, positive, setting
+from sagewalk.config.schema import in_range, one_of, positive, setting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -15,5 +15,5 @@ class ServingConfig:
     index: str = setting("auto", "'exact', 'hnsw', 'ivf' or 'auto' (exact below 100k items).",
                          check=one_of("auto", "exact", "hnsw", "ivf"))
     host: str = setting("127.0.0.1", "Address `sagewalk serve` binds.")
-    port: int = setting(8750, "Port `sagewalk serve` binds.", check=positive)
+    port: int = setting(8750, "Port `sagewalk serve` binds.", check=in_range(1, 65535))
     top_k: int = setting(10, "Default number of related items returned.", check=positive)

@@ -39,3 +39,10 @@ class WorkerConfig:
     audit_log: str = setting("", "Append one line per accepted batch ('epoch batch producer') "
                              "to this file, so a run can be audited ticket by ticket; empty "
                              "disables.")
+
+    def relations(self):
+        # The liveness check runs every heartbeat_s/2, so a peer must be able to
+        # miss one heartbeat (scheduling jitter) without being declared dead.
+        if self.liveness_s < 2 * self.heartbeat_s:
+            yield "liveness_s", (f"must be >= 2 x worker.heartbeat_s "
+                                 f"({self.heartbeat_s!r}), so one late heartbeat is not a death")

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -54,3 +56,74 @@ def test_config_show_cli(capsys):
     assert "epochs = 9" in capsys.readouterr().out
     assert main(["config", "show", "--set", "trainer.epochs=0"]) == 2
     assert "trainer.epochs: must be > 0, got 0" in capsys.readouterr().err
+
+
+def cli_error(capsys, *args):
+    """`sagewalk config show ARGS` through the real CLI: its status and stderr."""
+    status = main(["config", "show", *args])
+    err = capsys.readouterr().err
+    return status, err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("trainer.lr=inf", "trainer.lr: expected a finite number, got inf"),
+    ("trainer.lr=nan", "trainer.lr: expected a finite number, got nan"),
+    ("trainer.margin=-inf", "trainer.margin: expected a finite number, got -inf"),
+    ("monitoring.trainer_port=65536", "monitoring.trainer_port: must be a port within [0, 65535]"),
+    ("serving.port=70000", "serving.port: must be within [1, 65535]"),
+    ("sampler.num_walks=9223372036854775808",
+     "sampler.num_walks: must fit in a 64-bit integer"),
+    ("sampler.num_walks=" + "9" * 5000, "sampler.num_walks: an integer of more than 4300 digits"),
+    ("sampler.context_weights=" + "[" * 3000 + "]" * 3000,
+     "sampler.context_weights: value nested too deeply"),
+    ("worker.liveness_s=0.4", "worker.liveness_s: must be >= 2 x worker.heartbeat_s (0.5)"),
+])
+def test_bad_values_on_the_command_line_are_path_precise_errors(capsys, setting, message):
+    status, err = cli_error(capsys, "--set", setting)
+    assert status == 2 and message in err and "Traceback" not in err, err
+    assert len(err) < 400  # a 5000-digit value is not echoed back
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[sampler]\nnum_walks = " + "9" * 5000, "an integer of more than 4300 digits"),
+    ("[sampler]\ncontext_weights = " + "[" * 3000 + "]" * 3000, "nested too deeply"),
+    ("[trainer]\nlr = inf", "trainer.lr: expected a finite number, got inf"),
+    ("[worker]\nheartbeat_s = 2.0\nliveness_s = 1.0", "worker.liveness_s: must be >= 2 x"),
+])
+def test_bad_values_in_a_file_are_errors_naming_file_or_path(capsys, tmp_path, body, message):
+    f = tmp_path / "c.toml"
+    f.write_text(body + "\n")
+    status, err = cli_error(capsys, "--config", str(f))
+    assert status == 2 and message in err and "Traceback" not in err, err
+
+
+@given(st.integers())
+def test_any_integer_is_accepted_or_refused_by_its_range(n):
+    try:
+        cfg = config.load(None, [f"trainer.epochs={n}"])
+    except ConfigError as err:
+        assert str(err).startswith("trainer.epochs: ")
+        assert n <= 0 or n >= 2 ** 63
+    else:
+        assert 0 < n < 2 ** 63 and cfg.trainer.epochs == n
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_any_float_is_accepted_only_finite_and_in_range(x):
+    try:
+        cfg = config.from_dict({"trainer": {"lr": x}})
+    except ConfigError as err:
+        assert str(err).startswith("trainer.lr: ")
+        assert not (math.isfinite(x) and x > 0)
+    else:
+        assert math.isfinite(x) and x > 0 and cfg.trainer.lr == x
+
+
+@given(st.floats(0.01, 100), st.floats(0.01, 100))
+def test_liveness_must_allow_one_late_heartbeat(heartbeat, liveness):
+    data = {"worker": {"heartbeat_s": heartbeat, "liveness_s": liveness}}
+    if liveness >= 2 * heartbeat:
+        assert config.from_dict(data).worker.liveness_s == liveness
+    else:
+        with pytest.raises(ConfigError, match="worker.liveness_s: must be >= 2 x"):
+            config.from_dict(data)
