@@ -1,0 +1,138 @@
+"""A/B of sampler and trainer settings on a held-out-edge split, at a fixed
+number of steps.
+
+    python3 benchmarks/holdout_ab.py --holdout DIR [--steps 1500]
+                                     [--set sampler.positives=walks ...] [--quick]
+
+DIR is a `sagewalk holdout` directory (its training store is trained on).  One
+process samples each batch with the producers' BatchBuilder and trains it with
+the trainer's Trainer for exactly --steps steps (the cosine decay spans them),
+embeds every item and ranks each held-out positive among all items by the same
+code as `sagewalk evaluate --holdout`, beside the baselines (computed once per
+DIR and cached in DIR/baselines.json).  No daemons, so settings compare at the
+same steps whatever the load.  Also reported, as a diagnostic only: the same
+embeddings with log(1 + train degree) added to every candidate's score, which
+measures how much of the gap to the baselines is popularity the unit-sphere
+embeddings cannot express.  Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The base settings: the demo's (docs/serving.md), id embeddings for every item.
+BASE = """
+[graphstore]
+path = "{store}"
+[sampler]
+num_walks = 10
+walk_length = 2
+restart_prob = 0.5
+num_neighbors = 10
+batch_size = 256
+easy_negatives = 500
+pairs_per_item = 10
+hard_negative_walks = 50
+hard_negative_walk_length = 10
+validation_fraction = 0.01
+[trainer]
+loss = "softmax"
+hidden_dim = 64
+embedding_dim = 64
+id_embedding_buckets = {items}
+lr = 0.01
+warmup_steps = 100
+hard_negative_schedule = [0]
+run_dir = "{run}"
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--holdout", required=True, help="`sagewalk holdout` directory")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--quick", action="store_true", help="200 steps")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps = 200
+    print(json.dumps(run(args)), flush=True)
+
+
+def run(args) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from gpu_consumer.loss import hard_negatives_for
+    from gpu_consumer.model import build_model
+    from gpu_consumer.tensors import TensorBatch
+    from gpu_consumer.train import Trainer
+    from sagewalk import config as configuration
+    from serving import holdout as ho
+    from worker.assemble import BatchBuilder
+    from worker.ticket import Ticket
+
+    torch.set_num_threads(args.threads)
+    held = ho.load_holdout(args.holdout)
+    n = held.store.node_types[held.item_type]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ab.toml"
+        path.write_text(BASE.format(store=held.store.path, items=n, run=tmp))
+        cfg = configuration.load(str(path), [f"sampler.item_type={held.item_type}", *args.set])
+        builder = BatchBuilder(held.store, cfg.sampler, model=cfg.trainer.model)
+        trainer = Trainer(build_model(cfg.trainer, held.store, cfg.sampler), cfg.trainer,
+                          total_steps=args.steps, device=torch.device("cpu"))
+        available = builder.num_batches(0)
+        per_epoch = cfg.trainer.batches_per_epoch or available
+        started, losses = time.perf_counter(), []
+        for step in range(args.steps):
+            epoch = step // per_epoch
+            level = hard_negatives_for(epoch, cfg.trainer.hard_negative_schedule)
+            batch = builder.build(Ticket(epoch, step % available, 1_000_003 * step + 7, level))
+            losses.append(trainer.train_step(TensorBatch.from_minibatch(batch)).loss)
+        train_s = time.perf_counter() - started
+        vec = np.concatenate([
+            trainer.embed(TensorBatch.from_minibatch(
+                builder.inference_batch(np.arange(s, min(n, s + 512))))).numpy()
+            for s in range(0, n, 512)])
+    prior = np.log1p(builder.graph.degrees()).astype(np.float32) * cfg.trainer.temperature
+    scorers = {"model": lambda b: vec[b] @ vec.T,
+               "model+log-degree": lambda b: vec[b] @ vec.T + prior[None, :]}
+    report = {"holdout": str(args.holdout), "set": args.set, "steps": args.steps,
+              "pairs": len(builder.pairs), "train_seconds": round(train_s, 1),
+              "final_loss": round(float(np.mean(losses[-200:])), 4)}
+    for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
+        scores = ho.evaluate(held, scorers, exclude_neighbours=exclude)
+        report[mode] = {name: r.as_dict() for name, r in scores.items()}
+        report[mode].update(_baselines(held, exclude))
+    return report
+
+
+def _baselines(held, exclude: bool) -> dict:
+    """Baseline figures on the same pairs, computed once per holdout and mode."""
+    from pathlib import Path
+
+    from serving import holdout as ho
+    cache = Path(held.path) / "baselines.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    key = "beyond_neighbours" if exclude else "all_items"
+    if key not in known:
+        scorers = ho.baseline_scorers(held.store, held.item_type, held.context_types)
+        known[key] = {name: r.as_dict() for name, r in
+                      ho.evaluate(held, scorers, exclude_neighbours=exclude).items()}
+        cache.write_text(json.dumps(known, indent=1))
+    return known[key]
+
+
+if __name__ == "__main__":
+    main()
