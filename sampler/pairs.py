@@ -83,33 +83,52 @@ def cooccurrence_pairs(graph: WalkGraph, pairs_per_item: int, seed: int
     return q[:n], p[:n]
 
 
+NO_CONTEXT = -1   # _hop: the item has no context to step through
+BAD_ID = -2       # _hop: a stored id or offset lies outside the graph
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _hop(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items, cur, s):
+    """One item->context->item step from `cur`: (next item, state), or
+    NO_CONTEXT / BAD_ID as the item.  An empty context leaves the walk at
+    `cur`.  Ids and offsets are checked before they index (these kernels are
+    not the hot loop)."""
+    a, d, s = step_slot(item_ptr, type_cum, cur, advance(s))
+    if d == 0:
+        return NO_CONTEXT, s
+    if a < 0 or a + d > item_ctx.shape[0]:
+        return BAD_ID, s
+    g = np.int64(item_ctx[a + below(s, d)])
+    if g < 0 or g >= ctx_ptr.shape[0] - 1:
+        return BAD_ID, s
+    s = advance(s)
+    a2 = ctx_ptr[g]
+    d2 = ctx_ptr[g + 1] - a2
+    if d2 <= 0:
+        return cur, s
+    if a2 < 0 or a2 + d2 > ctx_item.shape[0]:
+        return BAD_ID, s
+    nxt = np.int64(ctx_item[a2 + below(s, d2)])
+    if nxt < 0 or nxt >= num_items:
+        return BAD_ID, s
+    return nxt, s
+
+
 @numba.njit(nogil=True, cache=True)
 def _cooccurrence_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items,
                          per_item, seed, out_q, out_p):
-    """Returns the pair count, or -1 if a stored id or offset was out of range
-    (checked before it is used as an index: this kernel is not the hot loop)."""
+    """Returns the pair count, or -1 if a stored id or offset was out of range."""
     n = 0
-    num_ctx = ctx_ptr.shape[0] - 1
     for item in range(num_items):
         for r in range(per_item):
             s = walk_state(seed, item, r)
             for _ in range(16):
-                a, d, s = step_slot(item_ptr, type_cum, item, advance(s))
-                if d == 0:
+                other, s = _hop(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items,
+                                item, s)
+                if other == BAD_ID:
+                    return -1
+                if other == NO_CONTEXT:
                     break
-                if a < 0 or a + d > item_ctx.shape[0]:
-                    return -1
-                g = np.int64(item_ctx[a + below(s, d)])
-                if g < 0 or g >= num_ctx:
-                    return -1
-                s = advance(s)
-                a2 = ctx_ptr[g]
-                d2 = ctx_ptr[g + 1] - a2
-                if d2 > 0 and (a2 < 0 or a2 + d2 > ctx_item.shape[0]):
-                    return -1
-                other = np.int64(ctx_item[a2 + below(s, d2)]) if d2 > 0 else item
-                if other < 0 or other >= num_items:
-                    return -1
                 if other != item:
                     out_q[n] = item
                     out_p[n] = other
@@ -142,30 +161,17 @@ def _walk_pair_kernel(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items
                       per_item, restart_prob, max_steps, seed, out_q, out_p):
     """Returns the pair count, or -1 if a stored id or offset was out of range."""
     n = 0
-    num_ctx = ctx_ptr.shape[0] - 1
     for item in range(num_items):
         for r in range(per_item):
             s = walk_state(seed, item, r + 0x3A11)
             cur = np.int64(item)
             for _ in range(max_steps):
-                a, d, s = step_slot(item_ptr, type_cum, cur, advance(s))
-                if d == 0:
+                nxt, s = _hop(item_ptr, item_ctx, ctx_ptr, ctx_item, type_cum, num_items,
+                              cur, s)
+                if nxt == BAD_ID:
+                    return -1
+                if nxt == NO_CONTEXT:
                     break
-                if a < 0 or a + d > item_ctx.shape[0]:
-                    return -1
-                g = np.int64(item_ctx[a + below(s, d)])
-                if g < 0 or g >= num_ctx:
-                    return -1
-                s = advance(s)
-                a2 = ctx_ptr[g]
-                d2 = ctx_ptr[g + 1] - a2
-                if d2 <= 0:
-                    break
-                if a2 < 0 or a2 + d2 > ctx_item.shape[0]:
-                    return -1
-                nxt = np.int64(ctx_item[a2 + below(s, d2)])
-                if nxt < 0 or nxt >= num_items:
-                    return -1
                 cur = nxt
                 s = advance(s)
                 if unit(s) < restart_prob:
