@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -73,14 +72,9 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from gpu_consumer.loss import hard_negatives_for
-    from gpu_consumer.model import build_model
-    from gpu_consumer.tensors import TensorBatch
-    from gpu_consumer.train import Trainer
+    from offline_ab import train_and_embed
     from sagewalk import config as configuration
     from serving import holdout as ho
-    from worker.assemble import BatchBuilder
-    from worker.ticket import Ticket
 
     torch.set_num_threads(args.threads)
     held = ho.load_holdout(args.holdout)
@@ -89,33 +83,26 @@ def run(args) -> dict:
         path = Path(tmp) / "ab.toml"
         path.write_text(BASE.format(store=held.store.path, items=n, run=tmp))
         cfg = configuration.load(str(path), [f"sampler.item_type={held.item_type}", *args.set])
-        builder = BatchBuilder(held.store, cfg.sampler, model=cfg.trainer.model)
-        trainer = Trainer(build_model(cfg.trainer, held.store, cfg.sampler), cfg.trainer,
-                          total_steps=args.steps, device=torch.device("cpu"))
-        available = builder.num_batches(0)
-        per_epoch = cfg.trainer.batches_per_epoch or available
-        started, losses = time.perf_counter(), []
-        for step in range(args.steps):
-            epoch = step // per_epoch
-            level = hard_negatives_for(epoch, cfg.trainer.hard_negative_schedule)
-            batch = builder.build(Ticket(epoch, step % available, 1_000_003 * step + 7, level))
-            losses.append(trainer.train_step(TensorBatch.from_minibatch(batch)).loss)
-        train_s = time.perf_counter() - started
-        vec = np.concatenate([
-            trainer.embed(TensorBatch.from_minibatch(
-                builder.inference_batch(np.arange(s, min(n, s + 512))))).numpy()
-            for s in range(0, n, 512)])
-    prior = np.log1p(builder.graph.degrees()).astype(np.float32) * cfg.trainer.temperature
+        vec, _, losses, train_s = train_and_embed(cfg, held.store, args.steps)
+    prior = (np.log1p(_item_degrees(held)) * cfg.trainer.temperature).astype(np.float32)
     scorers = {"model": lambda b: vec[b] @ vec.T,
                "model+log-degree": lambda b: vec[b] @ vec.T + prior[None, :]}
     report = {"holdout": str(args.holdout), "set": args.set, "steps": args.steps,
-              "pairs": len(builder.pairs), "train_seconds": round(train_s, 1),
+              "train_seconds": round(train_s, 1),
               "final_loss": round(float(np.mean(losses[-200:])), 4)}
     for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
         scores = ho.evaluate(held, scorers, exclude_neighbours=exclude)
         report[mode] = {name: r.as_dict() for name, r in scores.items()}
         report[mode].update(_baselines(held, exclude))
     return report
+
+
+def _item_degrees(held):
+    """Training degree of every item over the holdout's context types (what
+    the popularity baseline ranks by)."""
+    from serving.baselines import Bipartite
+    graph = Bipartite.from_store_types(held.store, held.item_type, list(held.context_types))
+    return graph.item_degrees()
 
 
 def _baselines(held, exclude: bool) -> dict:

@@ -44,28 +44,47 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from gpu_consumer.loss import hard_negatives_for
-    from gpu_consumer.model import build_model
-    from gpu_consumer.tensors import TensorBatch
-    from gpu_consumer.train import Trainer
     from graphstore.store import open_store
     from sagewalk import config as configuration
     from serving import methods
     from serving.evaluate import load_held_out
     from serving.movielens import default_cache
-    from worker.assemble import BatchBuilder
-    from worker.ticket import Ticket
 
     torch.set_num_threads(args.threads)
     cfg = configuration.load(args.config, args.set)
     store = open_store(cfg.graphstore.path)
+    started = time.perf_counter()
+    vectors, ids, losses, train_s = train_and_embed(cfg, store, args.steps)
+    held = load_held_out(Path(args.dataset) if args.dataset else default_cache() / "ml-1m")
+    scores = methods.evaluate_methods(
+        {"model": methods.CatalogueEmbeddings(vectors, ids, held.item_ids)}, held)["model"]
+    return {"set": args.set, "steps": args.steps, **scores,
+            "final_loss": round(float(np.mean(losses[-300:])), 4),
+            "train_seconds": round(train_s, 1),
+            "total_seconds": round(time.perf_counter() - started, 1)}
+
+
+def train_and_embed(cfg, store, steps: int):
+    """Train `steps` steps on the producers' batches in this process (the cosine
+    decay spans them), then embed every item: (vectors [n, d], external ids,
+    per-step losses, training seconds).  Shared with holdout_ab.py."""
+    import numpy as np
+    import torch
+
+    from gpu_consumer.loss import hard_negatives_for
+    from gpu_consumer.model import build_model
+    from gpu_consumer.tensors import TensorBatch
+    from gpu_consumer.train import Trainer
+    from worker.assemble import BatchBuilder
+    from worker.ticket import Ticket
+
     builder = BatchBuilder(store, cfg.sampler, model=cfg.trainer.model)
     trainer = Trainer(build_model(cfg.trainer, store, cfg.sampler), cfg.trainer,
-                      total_steps=args.steps, device=torch.device("cpu"))
+                      total_steps=steps, device=torch.device("cpu"))
     per_epoch = cfg.trainer.batches_per_epoch or builder.num_batches(0)
     available = builder.num_batches(0)
-    started, train_s, losses = time.perf_counter(), 0.0, []
-    for step in range(args.steps):
+    train_s, losses = 0.0, []
+    for step in range(steps):
         epoch = step // per_epoch
         level = hard_negatives_for(epoch, cfg.trainer.hard_negative_schedule)
         batch = builder.build(Ticket(epoch, step % available, 1_000_003 * step + 7, level))
@@ -79,13 +98,7 @@ def run(args) -> dict:
             builder.inference_batch(np.arange(s, min(n, s + 512))))).numpy()
         for s in range(0, n, 512)])
     ids = [str(x) for x in store.ids(item).to_external(np.arange(n))]
-    held = load_held_out(Path(args.dataset) if args.dataset else default_cache() / "ml-1m")
-    scores = methods.evaluate_methods(
-        {"model": methods.CatalogueEmbeddings(vectors, ids, held.item_ids)}, held)["model"]
-    return {"set": args.set, "steps": args.steps, **scores,
-            "final_loss": round(float(np.mean(losses[-300:])), 4),
-            "train_seconds": round(train_s, 1),
-            "total_seconds": round(time.perf_counter() - started, 1)}
+    return vectors, ids, losses, train_s
 
 
 if __name__ == "__main__":
