@@ -28,6 +28,24 @@ def trainer(tmp_path, *args):
                             stderr=subprocess.STDOUT, text=True)
 
 
+def small_store(tmp_path) -> None:
+    from graphstore import build_from_arrays
+    rng = np.random.default_rng(0)
+    build_from_arrays(tmp_path / "store", edges={"rates": ("item", "user", rng.integers(0, 50, 400),
+                                                           rng.integers(0, 30, 400))})
+
+
+def sigterm_once_listening(proc, socket_path: Path) -> str:
+    """SIGTERM the trainer once it listens (it is then waiting for producers); its output."""
+    deadline = time.monotonic() + 60
+    while not socket_path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    return out
+
+
 def test_missing_store_is_a_clear_error(tmp_path):
     proc = trainer(tmp_path, "--set", f'graphstore.path="{tmp_path}/nope"')
     out, _ = proc.communicate(timeout=60)
@@ -36,20 +54,12 @@ def test_missing_store_is_a_clear_error(tmp_path):
 
 
 def test_sigterm_without_producers_checkpoints_and_exits_0(tmp_path):
-    from graphstore import build_from_arrays
-    rng = np.random.default_rng(0)
-    build_from_arrays(tmp_path / "store", edges={"rates": ("item", "user", rng.integers(0, 50, 400),
-                                                           rng.integers(0, 30, 400))})
+    small_store(tmp_path)
     run_dir = tmp_path / "run"
     proc = trainer(tmp_path, "--run-dir", str(run_dir), "--set", 'graphstore.path="store"',
                    "--set", f'worker.trainer_endpoint="ipc://{tmp_path}/t.sock"',
                    "--set", "monitoring.trainer_port=0", "--set", "sampler.batch_size=16")
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "t.sock").exists():  # bound: waiting for producers now
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
+    out = sigterm_once_listening(proc, tmp_path / "t.sock")
     assert proc.returncode == 0, out
     summary = json.loads((run_dir / "run_summary.json").read_text())
     assert summary["stop_reason"] == "SIGTERM" and summary["steps"] == 0
@@ -59,10 +69,7 @@ def test_sigterm_without_producers_checkpoints_and_exits_0(tmp_path):
 
 
 def test_only_checkpoint_damaged_refuses_to_start_and_fresh_sets_it_aside(tmp_path):
-    from graphstore import build_from_arrays
-    rng = np.random.default_rng(0)
-    build_from_arrays(tmp_path / "store", edges={"rates": ("item", "user", rng.integers(0, 50, 400),
-                                                           rng.integers(0, 30, 400))})
+    small_store(tmp_path)
     run_dir = tmp_path / "run"
     damaged = run_dir / "checkpoints" / "checkpoint-000000003.pt"
     damaged.parent.mkdir(parents=True)
@@ -77,12 +84,7 @@ def test_only_checkpoint_damaged_refuses_to_start_and_fresh_sets_it_aside(tmp_pa
     assert damaged.exists()  # refused: nothing moved, nothing trained
 
     proc = trainer(tmp_path, *args, "--fresh")
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "t.sock").exists():  # bound: waiting for producers now
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
+    out = sigterm_once_listening(proc, tmp_path / "t.sock")
     assert proc.returncode == 0, out
     (aside,) = (run_dir / "checkpoints").glob("set-aside-*")
     assert (aside / damaged.name).read_bytes() == b"SAGEWALK-CKPT-1\ncut short"
