@@ -29,6 +29,8 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 AUTO_EXACT_BELOW = 100_000
 INDEX_VERSION = 1
+MAX_LISTS = 4096       # IVF lists at most (nprobe 16 of them keeps recall@10 high)
+TRAIN_PER_LIST = 64    # k-means sample: points per list
 
 
 class IndexError_(SagewalkError):
@@ -70,10 +72,15 @@ def build_faiss(vectors: np.ndarray, kind: str, *, hnsw_m: int = 32, ef_search: 
         params = {"M": hnsw_m, "efSearch": ef_search}
     elif kind == "ivf":
         # ~4 sqrt(n) lists is the usual starting point; at least 39 points per centroid
-        # keeps k-means from warning and from empty lists.
-        nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
+        # keeps k-means from warning and from empty lists.  Capped, and k-means fed a
+        # sample of TRAIN_PER_LIST points a list: training on all of 10M items would
+        # cost hours of CPU for no better centroids.
+        nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39, MAX_LISTS))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
+        sample = min(n, TRAIN_PER_LIST * nlist)
+        rows = np.sort(np.random.default_rng(0).choice(n, sample, replace=False)) \
+            if sample < n else slice(None)
+        index.train(np.ascontiguousarray(vectors[rows], np.float32))
         index.nprobe = min(nprobe, nlist)
         params = {"nlist": nlist, "nprobe": index.nprobe}
     else:
@@ -88,13 +95,32 @@ def recall_vs_exact(index, vectors: np.ndarray, k: int = 10, queries: int = 1000
     import faiss
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
     k = min(k, len(vectors))
-    _, truth = exact.search(vectors[rows], k)
-    _, got = index.search(vectors[rows], k)
+    q = np.ascontiguousarray(vectors[rows], np.float32)
+    truth = _exact_top_k(q, vectors, k)
+    _, got = index.search(q, k)
     found = [len(set(t.tolist()) & set(g.tolist())) for t, g in zip(truth, got)]
     return float(np.sum(found) / (len(rows) * k)), len(rows)
+
+
+def _exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int,
+                 chunk: int = 1 << 18) -> np.ndarray:
+    """Rows of the k largest inner products, by brute force a chunk of `vectors`
+    at a time (no second copy of the table; ties broken by lower row)."""
+    import faiss
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.full((len(queries), k), -1, np.int64)
+    for lo in range(0, len(vectors), chunk):
+        part = np.ascontiguousarray(vectors[lo:lo + chunk], np.float32)
+        flat = faiss.IndexFlatIP(part.shape[1])
+        flat.add(part)
+        s, i = flat.search(queries, min(k, len(part)))
+        s = np.concatenate([best_s, s], axis=1)
+        i = np.concatenate([best_i, i + lo], axis=1)
+        order = np.lexsort((i, -s), axis=1)[:, :k]
+        best_s = np.take_along_axis(s, order, axis=1)
+        best_i = np.take_along_axis(i, order, axis=1)
+    return best_i
 
 
 def build_index(export_dir: Path, out_dir: Path, *, kind: str = "auto",
