@@ -3,6 +3,8 @@ neighbourhoods, and walks over a memory-mapped graph bigger than its page-cache 
 
     python benchmarks/walks.py            # full: 2M nodes / 20M edges, 1M walks x 10
     python benchmarks/walks.py --quick    # same graph, fewer walks and repeats (< 60 s)
+    python benchmarks/walks.py --against main   # also: the in-memory kernel of git
+                                                # revision `main` vs this tree's, alternated
 
 Prints one JSON line.  Rates are steps (edges traversed) per second; each
 figure is the best of `repeats` runs (the machine is shared, so the median is
@@ -104,6 +106,52 @@ def plain_walks(args, out: dict) -> None:
 def _merge(runs: list[dict]) -> dict:
     return {"best": min(r["best"] for r in runs), "cpu": min(r["cpu"] for r in runs),
             "median": float(np.median([r["best"] for r in runs]))}
+
+
+def load_walks_at(rev: str):
+    """sampler/walks.py as it is at git revision `rev`, imported as its own module
+    (it imports sampler.prefetch and sampler.rng from this tree)."""
+    import importlib.util
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:sampler/walks.py"],
+                            check=True, capture_output=True, text=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix="walks-at-"))
+    path = tmp / f"walks_at_{rev.replace('/', '_').replace('~', '_')}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def against(args, out: dict) -> None:
+    """The in-memory interleaved kernel at git revision args.against ("before")
+    and in this tree ("after"), on the same graph and starts, alternated so that
+    load changes hit both alike; the walks must be identical."""
+    old = load_walks_at(args.against)
+    indptr, indices = random_csr(args.nodes, args.edges, seed=1)
+    starts = np.random.default_rng(2).integers(0, args.nodes, args.walks)
+    steps = args.walks * args.length
+    kernels = {"before": old.random_walks, "after": random_walks}
+    for fn in kernels.values():
+        fn(indptr, indices, starts[:1000], args.length, 0)  # compile
+    same = np.array_equal(old.random_walks(indptr, indices, starts[:20000], args.length, 7),
+                          random_walks(indptr, indices, starts[:20000], args.length, 7))
+    runs = {k: [] for k in kernels}
+    for _ in range(max(3, args.repeats)):
+        for k, fn in kernels.items():
+            runs[k].append(with_threads(1, lambda: timed(
+                lambda: fn(indptr, indices, starts, args.length, 7), 1)))
+    for k in kernels:
+        r = _merge(runs[k])
+        out[f"walk_steps_per_s_1core_{k}"] = round(steps / r["best"])
+        out[f"walk_steps_per_s_1core_{k}_median"] = round(steps / r["median"])
+        out[f"walk_steps_per_cpu_s_1core_{k}"] = round(steps / r["cpu"])
+    out["against"] = args.against
+    out["after_over_before"] = round(out["walk_steps_per_s_1core_after"]
+                                     / out["walk_steps_per_s_1core_before"], 3)
+    out["same_walks_as_before"] = bool(same)
 
 
 def pinsage(args, out: dict) -> None:
@@ -243,6 +291,8 @@ def parse(argv=None):
     p.add_argument("--skip-ooc", action="store_true", help="skip the on-disk graph")
     p.add_argument("--ooc-dir", default=None, help="where the on-disk graph is written "
                    "(default: the system temp dir; must be a real disk, not tmpfs)")
+    p.add_argument("--against", default=None, metavar="REV", help="git revision whose "
+                   "sampler/walks.py is timed beside this tree's (in-memory kernel, 1 core)")
     p.add_argument("--pecanpy-python", default=None, help="python of an environment with "
                    "pecanpy installed: adds its uniform-walk kernel to the comparison")
     args = p.parse_args(argv)
@@ -262,6 +312,8 @@ def main(argv=None) -> None:
     out = {"mode": "quick" if args.quick else "full", "cores": os.cpu_count(),
            "load_avg_1m_before": round(os.getloadavg()[0], 2)}
     t = time.perf_counter()
+    if args.against:
+        against(args, out)
     plain_walks(args, out)
     pinsage(args, out)
     if not args.skip_ooc:

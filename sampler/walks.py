@@ -23,37 +23,57 @@ OK = 0
 BAD_NEIGHBOR = 1  # an indices entry is outside [0, num_nodes): the CSR is corrupt
 
 
-@numba.njit(nogil=True, cache=True)
-def _walk_block(indptr, indices, starts, lo, hi, length, seed, out, cur, pos, state):
-    num_nodes = indptr.shape[0] - 1
-    n = hi - lo
-    for i in range(n):
+@numba.njit(nogil=True, cache=True, inline="always")
+def _start(starts, lo, seed, cur, state, out):
+    for i in range(cur.shape[0]):
         cur[i] = starts[lo + i]
         state[i] = walk_state(seed, 0, lo + i)
         out[lo + i, 0] = cur[i]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _positions(indptr, indices, cur, state, pos):
+    """Pass 1 of a step: every walk's indptr gather; the loads are independent.
+    pos[i] = the edge walk i takes (-1: no out-edges)."""
+    for i in range(cur.shape[0]):
+        a = indptr[cur[i]]
+        d = indptr[cur[i] + 1] - a
+        s = advance(state[i])
+        state[i] = s
+        p = a + below(s, d) if d > 0 else -1
+        pos[i] = p
+        if p >= 0:
+            prefetch(indices, p)  # pass 2's load starts now
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _gather(indptr, indices, lo, step, pos, cur, out):
+    """Pass 2: every walk's indices gather, again independent of each other.
+    Returns BAD_NEIGHBOR if an id is out of range (the walk stays put)."""
+    num_nodes = indptr.shape[0] - 1
+    status = OK
+    for i in range(cur.shape[0]):
+        p = pos[i]
+        if p >= 0:
+            nxt = np.int64(indices[p])
+            if nxt < 0 or nxt >= num_nodes:
+                status = BAD_NEIGHBOR
+                nxt = cur[i]
+            cur[i] = nxt
+            prefetch(indptr, nxt)  # the next step's pass 1 load
+        out[lo + i, step] = cur[i]
+    return status
+
+
+@numba.njit(nogil=True, cache=True)
+def _walk_block(indptr, indices, starts, lo, length, seed, out, cur, pos, state):
+    """Walks lo..lo+len(cur)-1 in lockstep, in memory: the same two passes
+    `paged_random_walks` runs from Python with paging between them."""
+    _start(starts, lo, seed, cur, state, out)
     status = OK
     for step in range(1, length + 1):
-        # Pass 1: every walk's indptr gather; the loads are independent.
-        for i in range(n):
-            a = indptr[cur[i]]
-            d = indptr[cur[i] + 1] - a
-            s = advance(state[i])
-            state[i] = s
-            p = a + below(s, d) if d > 0 else -1
-            pos[i] = p
-            if p >= 0:
-                prefetch(indices, p)  # pass 2's load starts now
-        # Pass 2: every walk's indices gather, again independent of each other.
-        for i in range(n):
-            p = pos[i]
-            if p >= 0:
-                nxt = np.int64(indices[p])
-                if nxt < 0 or nxt >= num_nodes:
-                    status = BAD_NEIGHBOR
-                    nxt = cur[i]
-                cur[i] = nxt
-                prefetch(indptr, nxt)  # the next step's pass 1 load
-            out[lo + i, step] = cur[i]
+        _positions(indptr, indices, cur, state, pos)
+        status = max(status, _gather(indptr, indices, lo, step, pos, cur, out))
     return status
 
 
@@ -71,8 +91,9 @@ def interleaved_walks_kernel(indptr, indices, starts, length, seed, block, threa
         state = np.empty(block, np.uint64)
         for b in range(t, num_blocks, threads):
             lo = b * block
-            hi = min(lo + block, n)
-            st = _walk_block(indptr, indices, starts, lo, hi, length, seed, out, cur, pos, state)
+            m = min(block, n - lo)
+            st = _walk_block(indptr, indices, starts, lo, length, seed, out, cur[:m],
+                             pos[:m], state[:m])
             status[t] = max(status[t], st)
     return status.max() if threads > 0 else OK
 
@@ -143,40 +164,6 @@ def random_walks(indptr, indices, starts, length: int, seed: int, *,
 
 # -- graphs bigger than memory -------------------------------------------------
 
-@numba.njit(nogil=True, cache=True)
-def _start(starts, lo, seed, cur, state, out):
-    for i in range(cur.shape[0]):
-        cur[i] = starts[lo + i]
-        state[i] = walk_state(seed, 0, lo + i)
-        out[lo + i, 0] = cur[i]
-
-
-@numba.njit(nogil=True, cache=True)
-def _positions(indptr, cur, state, pos):
-    """Pass 1 of a step, alone (the caller pages in what pass 2 reads)."""
-    for i in range(cur.shape[0]):
-        a = indptr[cur[i]]
-        d = indptr[cur[i] + 1] - a
-        s = advance(state[i])
-        state[i] = s
-        pos[i] = a + below(s, d) if d > 0 else -1
-
-
-@numba.njit(nogil=True, cache=True)
-def _gather(indices, num_nodes, lo, step, pos, cur, out):
-    bad = False
-    for i in range(cur.shape[0]):
-        p = pos[i]
-        if p >= 0:
-            nxt = np.int64(indices[p])
-            if nxt < 0 or nxt >= num_nodes:
-                bad = True
-                nxt = cur[i]
-            cur[i] = nxt
-        out[lo + i, step] = cur[i]
-    return bad
-
-
 def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
                        block: int = 4096) -> np.ndarray:
     """`random_walks` for a CSR memory-mapped from a disk it does not fit in
@@ -184,7 +171,9 @@ def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
     waits for the disk one read at a time.  Here each gather pass first asks
     the kernel for every page the pass will touch (madvise WILLNEED, which
     starts the reads without waiting), so the disk sees many reads at once.
-    Same walks as random_walks (same per-walk RNG)."""
+    The passes are `random_walks`' own (`_positions`, `_gather`), called once
+    per step per block instead of inside one kernel.  Same walks as
+    random_walks (same per-walk RNG)."""
     starts = _check(indptr, indices, starts, length)
     seed = seed64(seed)
     n, num_nodes = starts.shape[0], indptr.shape[0] - 1
@@ -195,9 +184,9 @@ def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
         _start(starts, lo, seed, cur, state, out)
         for step in range(1, length + 1):
             will_need(indptr, cur, cur + 1)
-            _positions(indptr, cur, state, pos)
+            _positions(indptr, indices, cur, state, pos)
             will_need(indices, pos[pos >= 0])
-            if _gather(indices, num_nodes, lo, step, pos, cur, out):
+            if _gather(indptr, indices, lo, step, pos, cur, out) != OK:
                 raise ValueError(f"indices holds a node id outside [0, {num_nodes}); "
                                  "the CSR is corrupt: rebuild the store")
     return out
