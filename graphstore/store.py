@@ -113,6 +113,13 @@ class Store:
         for node_type in self.node_types:
             self.ids(node_type)
 
+    def mapped_arrays(self) -> list[np.ndarray]:
+        """The CSR and feature arrays this process has opened so far (to hint
+        the kernel about their pages: graphstore/pages.py)."""
+        out = [a for csr in self._csr.values()
+               for a in (csr.indptr, csr.indices, csr.weights) if a is not None]
+        return out + [f for f in self._features.values() if f is not None]
+
     def check_files(self) -> None:
         """StoreError if a file this process has mapped changed size since:
         cheap (one fstat per mapped file), meant before each unit of work."""

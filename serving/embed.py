@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS = "progress.json"
 PROGRESS_VERSION = 1
+EXPORT_ROWS = 1 << 16   # rows per export chunk (x dim x 4 bytes, twice: read and written)
 
 
 class EmbedError(SagewalkError):
@@ -228,10 +229,19 @@ def _unordered(pool: ProcessPoolExecutor, tasks: list):
 
 def export(result_dir: Path, store, item_type: str, export_dir: Path) -> Path:
     """embeddings.npy (float32 [n, d]) and ids.txt (external ids, row order)."""
+    from graphstore.pages import drop
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
     vectors = np.load(Path(result_dir) / "embeddings.npy", mmap_mode="r")
-    np.save(export_dir / "embeddings.npy", np.asarray(vectors, np.float32))
-    ids = store.ids(item_type).to_external(np.arange(len(vectors)))
-    (export_dir / "ids.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+    out = np.lib.format.open_memmap(export_dir / "embeddings.npy", "w+", np.float32,
+                                    vectors.shape)
+    idmap = store.ids(item_type)
+    with open(export_dir / "ids.txt", "w", encoding="utf-8") as ids:
+        for lo in range(0, len(vectors), EXPORT_ROWS):   # a chunk at a time: bounded memory
+            hi = min(lo + EXPORT_ROWS, len(vectors))
+            out[lo:hi] = vectors[lo:hi]
+            drop(out, lo, hi)
+            drop(vectors, lo, hi)
+            ids.write("".join(f"{i}\n" for i in idmap.to_external(np.arange(lo, hi))))
+    out.flush()
     return export_dir

@@ -6,6 +6,15 @@ every node from the h0 table, layer 2 from the layer-1 table, ..., then the
 dense head.  Each stage reads whole tables written by the stage before and
 writes disjoint row ranges of its own, so any number of processes can share
 the work and no node's computation graph is expanded twice.
+
+Memory: a process holds one chunk's inputs and outputs (chunk_nodes x
+neighbours x hidden floats at most) plus the runtime, whatever the node
+count.  The tables and the store are memory-mapped; every page a chunk
+touched is unmapped from the process once the chunk is done (written rows
+after they reach the file), and the previous layer's rows are gathered in
+ascending order one READ_WINDOW at a time, each window unmapped once read
+(graphstore/pages.py).  So the resident set does not grow with the tables:
+the page cache holds them while memory allows, the disk when it does not.
 """
 
 from __future__ import annotations
@@ -17,8 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from graphstore.pages import drop, gather_rows
+
 # Stage names in order; layer stages are "layer1".."layerK".
 NEIGHBOURHOODS, INPUT, FINAL = "neighbourhoods", "h0", "final"
+READ_WINDOW = 64 << 20   # bytes of the previous layer's table mapped at once
 
 
 @dataclass(frozen=True)
@@ -52,10 +64,12 @@ def open_tables(work: Path, n: int, k: int, hidden: int, dim: int, num_layers: i
 def layer_inputs(prev, neighbors, weights, rows, device="cpu"):
     """(h_self [n, d], h_nbrs [n, K, d], weights [n, K]) of `rows` (a slice or
     an index array) from the previous layer's table and the neighbourhood
-    tables.  Padding (-1) reads row 0 with weight 0: it contributes nothing."""
+    tables.  Padding (-1) reads row 0 with weight 0: it contributes nothing.
+    The neighbours' rows are read window by window (`gather_rows`)."""
     nbrs = np.asarray(neighbors[rows])
     h_self = torch.from_numpy(np.array(prev[rows])).to(device)
-    h_nbrs = torch.from_numpy(prev[np.maximum(nbrs, 0).reshape(-1)]).to(device)
+    h_nbrs = torch.from_numpy(gather_rows(prev, np.maximum(nbrs, 0).reshape(-1),
+                                          READ_WINDOW)).to(device)
     w = torch.from_numpy(np.array(weights[rows])).to(device)
     return h_self, h_nbrs.reshape(*nbrs.shape, -1), w
 
@@ -83,7 +97,18 @@ class ChunkRunner:
             else:
                 layer = int(stage.removeprefix("layer"))
                 self._write(self.tables.hidden[layer], lo, self.convolve(layer - 1, lo, hi))
+        self.release()
 
+    def release(self) -> None:
+        """Unmap every page this process touched (tables and store): the data
+        stays in the files and the page cache; the resident set drops to the
+        runtime and the next chunk's working set."""
+        t = self.tables
+        for table in (t.neighbors, t.weights, t.context_type, t.context, *t.hidden, t.final):
+            if table is not None:
+                drop(table)
+        for array in self.store.mapped_arrays():
+            drop(array)
     def _neighbourhoods(self, lo: int, hi: int) -> None:
         nb = self.neighbourhood_fn(np.arange(lo, hi, dtype=np.int64))
         k = self.tables.neighbors.shape[1]

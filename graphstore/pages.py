@@ -1,0 +1,76 @@
+"""Page-level hints for memory-mapped arrays (what this process keeps mapped).
+
+A page of a memory-mapped file that a process has touched stays in its
+resident set (RssFile, and so VmHWM) until it is unmapped, even though the
+page cache holds the data either way.  A job that streams through tables far
+bigger than memory would otherwise show a resident set the size of the tables.
+`drop` tells the kernel this process is done with a range: its page-table
+entries go (MADV_DONTNEED), the data stays in the file and, while memory
+allows, in the page cache, so touching it again costs a minor fault, not a
+read.  Writes must reach the file first (np.memmap.flush), which `drop` does.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+
+FAULT_AROUND = 128 << 10   # twice Linux's default fault_around_bytes
+
+
+def _mapping(array: np.ndarray):
+    """(mmap object, byte offset of array[0] in it), or (None, 0)."""
+    mm = getattr(array, "_mmap", None)
+    if mm is None:
+        return None, 0
+    base = array.ctypes.data - np.frombuffer(mm, np.uint8).ctypes.data
+    return mm, base
+
+
+def drop(array: np.ndarray, lo: int | None = None, hi: int | None = None) -> int:
+    """Unmap rows lo:hi (default all) of a memory-mapped array from this
+    process (rounded out to whole pages; dirty pages are written first).
+    A no-op for an array that is not memory-mapped.  Returns the bytes released."""
+    mm, base = _mapping(array)
+    if mm is None or array.size == 0:
+        return 0
+    row = array.itemsize * (int(np.prod(array.shape[1:])) if array.ndim > 1 else 1)
+    lo = 0 if lo is None else max(0, lo)
+    hi = array.shape[0] if hi is None else min(hi, array.shape[0])
+    if hi <= lo:
+        return 0
+    start = (base + lo * row) // mmap.PAGESIZE * mmap.PAGESIZE
+    end = min(len(mm), -(-(base + hi * row) // mmap.PAGESIZE) * mmap.PAGESIZE)
+    if array.flags.writeable:
+        mm.flush(start, end - start)   # DONTNEED must not outrun the write-back
+    mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+    return end - start
+
+
+def gather_rows(table: np.ndarray, rows: np.ndarray, window_bytes: int) -> np.ndarray:
+    """table[rows] for a memory-mapped table, reading it in ascending row order
+    one window of about `window_bytes` at a time and unmapping each window once
+    read: the mapped part of `table` never exceeds one window (plus the
+    kernel's fault-around), however big the table or `rows`."""
+    rows = np.asarray(rows, np.int64)
+    out = np.empty((rows.shape[0],) + table.shape[1:], table.dtype)
+    if rows.size == 0:
+        return out
+    if getattr(table, "_mmap", None) is None:
+        out[:] = table[rows]
+        return out
+    row_bytes = table.itemsize * int(np.prod(table.shape[1:]))
+    window = max(1, window_bytes // max(row_bytes, 1))
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    edges = np.searchsorted(ordered, np.arange(ordered[0] // window * window,
+                                               ordered[-1] + window + 1, window))
+    # A read fault maps the pages around it too (fault-around, 64 KiB by
+    # default): unmap that much on either side of what was read.
+    margin = -(-FAULT_AROUND // max(row_bytes, 1))
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            out[order[a:b]] = table[ordered[a:b]]
+            drop(table, int(ordered[a]) - margin, int(ordered[b - 1]) + 1 + margin)
+    return out
