@@ -57,3 +57,16 @@ def test_mismatched_ids_are_reported(tmp_path):
     (src / "ids.txt").write_text("a\nb\n")
     with pytest.raises(IndexError_, match="ids.txt has 2 lines but embeddings.npy 10 rows"):
         build_index(src, tmp_path / "i")
+
+
+def test_id_table_looks_ids_up_like_the_lines_of_ids_txt(tmp_path):
+    from serving.index import IdTable
+    lines = ["10", "b", "ünï", "a long external id", "3", "b2"]
+    path = tmp_path / "ids.txt"
+    path.write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+    table = IdTable.read(path, chunk_lines=4)   # two chunks
+    assert len(table) == len(lines) and table[:] == lines and table[2] == "ünï"
+    assert [table.row(x) for x in lines] == list(range(len(lines)))
+    for missing in ("1", "b3", "", "a long external id that is longer"):
+        with pytest.raises(KeyError):
+            table.row(missing)
