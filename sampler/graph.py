@@ -57,6 +57,7 @@ class WalkGraph:
     ctx_ptr: np.ndarray
     ctx_item: np.ndarray
     source: str = ""                     # the store's path, for error messages
+    paged: bool = False                  # walk with paging (sampler/paging.py): not in memory
 
     @property
     def num_slots(self) -> int:

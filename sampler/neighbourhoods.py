@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from sampler.graph import WalkGraph
+from sampler.paging import paged_visits
 from sampler.records import Neighbourhoods
 from sampler.rng import seed64
 from sampler.walk_kernels import BAD_ID, neighbourhood_kernel
@@ -54,11 +55,16 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
     out_cnt = np.empty((n, top_k), np.int64)
     out_ctx = np.empty((n, top_k if track_context else 0), np.int64)
     if n:
-        block = max(1, _WALKS_PER_BLOCK // num_walks)
-        status = neighbourhood_kernel(
-            graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item, graph.type_cum, seeds,
-            ban_ptr, ban_items, num_walks, walk_length, float(restart_prob), top_k,
-            seed64(seed), threads, block, out_item, out_cnt, out_ctx)
+        if graph.paged:   # not in memory: sampler/paging.py, same neighbourhoods
+            status = paged_visits(graph, seeds, ban_ptr, ban_items, num_walks, walk_length,
+                                  float(restart_prob), top_k, seed64(seed), out_item, out_cnt,
+                                  out_ctx)
+        else:
+            block = max(1, _WALKS_PER_BLOCK // num_walks)
+            status = neighbourhood_kernel(
+                graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item, graph.type_cum,
+                seeds, ban_ptr, ban_items, num_walks, walk_length, float(restart_prob), top_k,
+                seed64(seed), threads, block, out_item, out_cnt, out_ctx)
         if status == BAD_ID:
             raise graph.corrupt_error(f"walks from {n} {graph.item_type} seeds")
     return VisitRanking(out_item, out_cnt, out_ctx)

@@ -19,7 +19,7 @@ import numpy as np
 
 from sagewalk.config.schema import to_dict
 from sagewalk.errors import ConfigError
-from sampler import compgraph, negatives, pairs
+from sampler import compgraph, negatives, paging, pairs
 from sampler.graph import WalkGraph
 from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods
 from sampler.rng import seed64
@@ -39,8 +39,9 @@ class BatchBuilder:
             raise ConfigError(f"trainer.model: expected one of {', '.join(_MODELS)}, "
                               f"got {model!r}")
         self.store, self.cfg, self.model = store, sampler_cfg, model
-        self.graph = WalkGraph.from_store(store, sampler_cfg.item_type,
-                                          dict(sampler_cfg.context_weights))
+        self.graph = paging.prepare(WalkGraph.from_store(store, sampler_cfg.item_type,
+                                                         dict(sampler_cfg.context_weights)),
+                                    sampler_cfg.paged_walks, sampler_cfg.resident_bytes)
         self._pairs: pairs.TrainingPairs | None = None
         self._degrees = None
         self._order_cache: tuple[int, np.ndarray] | None = None

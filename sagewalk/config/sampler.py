@@ -31,6 +31,14 @@ class SamplerConfig:
                               check=positive)
     batch_size: int = setting(512, "Training examples (query, positive) per minibatch.",
                               check=positive)
+    paged_walks: str = setting("auto", "Walks for a store not in memory: 'on' requests each "
+                               "step's pages from the disk at once (sampler/paging.py), "
+                               "'off' faults them in one at a time; 'auto': on when the "
+                               "walk arrays exceed half the memory this process may use.",
+                               check=one_of("auto", "on", "off"))
+    resident_bytes: int = setting(0, "With paged walks: bytes of the CSR locked in memory "
+                                  "(the offsets, then the highest-degree contexts' rows).",
+                                  check=non_negative)
     easy_negatives: int = setting(500, "Negatives drawn per batch and shared by every "
                                   "example (PinSage: ~500).", check=non_negative)
     negative_distribution: str = setting("uniform", "Easy negatives: 'uniform' or 'degree' "

@@ -1,0 +1,67 @@
+"""sampler/paging.py: paged neighbourhood walks equal the in-memory kernel's."""
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+
+from sampler.graph import Slot, WalkGraph
+from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods
+
+paging = importlib.import_module("sampler.paging")
+
+
+def memmapped_graph(tmp_path, items=500, ctxs=300, edges=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, items, edges)
+    c = rng.integers(0, ctxs, edges)
+
+    def csr(rows, cols, n):
+        order = np.lexsort((cols, rows))
+        ptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+        return ptr, cols[order].astype(np.uint32)
+
+    arrays = {}
+    for name, a in zip(("ip", "ic", "cp", "ci"), (*csr(i, c, items), *csr(c, i, ctxs))):
+        path = tmp_path / f"{name}.bin"
+        a.tofile(path)
+        arrays[name] = np.memmap(path, a.dtype, "r", shape=a.shape)
+    slot = Slot("e", "ctx", ctxs, (arrays["ip"], arrays["ic"]), (arrays["cp"], arrays["ci"]))
+    return WalkGraph.from_slots("item", items, [slot], [1.0])
+
+
+@pytest.mark.parametrize("walks", [pinsage_neighbourhoods, multisage_neighbourhoods])
+def test_paged_walks_give_the_in_memory_neighbourhoods(tmp_path, monkeypatch, walks):
+    graph = memmapped_graph(tmp_path)
+    paged = dataclasses.replace(graph, paged=True)
+    seeds = np.random.default_rng(1).integers(0, graph.num_items, 700)   # repeats, unsorted
+    exclude = [np.array([(s + 1) % graph.num_items]) for s in seeds]
+    monkeypatch.setattr(paging, "SEEDS_PER_BLOCK", 64)    # many blocks, a short last one
+    args = dict(num_walks=6, walk_length=5, restart_prob=0.2, top_k=8, seed=3, exclude=exclude)
+    a, b = walks(graph, seeds, **args), walks(paged, seeds, **args)
+    for field in dataclasses.fields(a):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if x is not None:
+            np.testing.assert_array_equal(x, y, err_msg=field.name)
+
+
+def test_auto_pages_only_mapped_graphs_bigger_than_half_the_memory(tmp_path):
+    graph = memmapped_graph(tmp_path)
+    size = paging.walk_bytes(graph)
+    assert paging.should_page(graph, "auto", limit=size)            # > half the limit
+    assert not paging.should_page(graph, "auto", limit=4 * size)
+    in_memory = dataclasses.replace(graph, item_ctx=np.array(graph.item_ctx))
+    assert not paging.should_page(in_memory, "auto", limit=size)
+    assert paging.should_page(in_memory, "on") and not paging.should_page(graph, "off")
+    assert paging.memory_limit() > 0
+
+
+def test_resident_rows_locks_the_offsets_then_the_busiest_contexts(tmp_path):
+    graph = memmapped_graph(tmp_path)
+    assert paging.resident_rows(graph, 0) == 0
+    locked = paging.resident_rows(graph, 64 << 10)
+    assert 0 < locked <= 64 << 10
+    prepared = paging.prepare(graph, "on", 0)
+    assert prepared.paged and not graph.paged
