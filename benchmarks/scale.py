@@ -149,25 +149,30 @@ class Watch(threading.Thread):
 
 
 def run_phase(name: str, argv: list[str], work: Path, cap: MemoryCap | None, log,
-              env: dict, background: bool = False):
-    """Run one CLI verb (in the cap's group when capped); returns its figures,
-    or (process, watch) when background."""
+              env: dict, background: bool = False, capture: bool = False):
+    """Run one CLI verb (in the cap's group when capped); returns its figures
+    (with its stdout when capture), or (process, watch, start) when background."""
     log.write(f"\n$ {' '.join(argv)}\n")
     log.flush()
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work,
-                            preexec_fn=cap.join if cap else None)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE if capture else log,
+                            stderr=log if capture else subprocess.STDOUT, env=env, cwd=work,
+                            preexec_fn=cap.join if cap else None, text=capture)
     watch = Watch(proc.pid, work)
     watch.start()
     if background:
         return proc, watch, started
+    stdout = proc.communicate()[0] if capture else None
     code = proc.wait()
     watch.stop()
     if code != 0:
         raise SystemExit(f"scale: phase {name} failed with exit code {code}: "
                          f"{' '.join(argv)} (log: {log.name})")
-    return {"seconds": round(time.perf_counter() - started, 2), **memory(watch),
-            "disk_peak_bytes": watch.disk_peak}
+    out = {"seconds": round(time.perf_counter() - started, 2), **memory(watch),
+           "disk_peak_bytes": watch.disk_peak}
+    if capture:
+        out["stdout"] = stdout
+    return out
 
 
 def memory(watch: Watch) -> dict:
@@ -213,7 +218,7 @@ memory_budget = {ingest_budget}
 num_walks = 10
 walk_length = 10
 num_neighbors = 10
-batch_size = 512
+batch_size = {batch_size}
 [worker]
 producers = 2
 trainer_endpoint = "ipc://{run}/trainer.sock"
@@ -275,7 +280,7 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
     run = work / ("run-capped" if cap else "run")
     run.mkdir()
     cfg = run / "scale.toml"
-    cfg.write_text(CONFIG.format(run=run, chunk=args.chunk,
+    cfg.write_text(CONFIG.format(run=run, chunk=args.chunk, batch_size=args.batch_size,
                                  ingest_budget=args.ingest_budget))
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
@@ -291,6 +296,12 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
     out["edges"] = s.csr("rated").num_edges
     out["items"] = int(s.node_types["item"])
     del s
+    if args.disk_walks:
+        evict(store)   # cold: the walks read the store from the disk
+        disk = run_phase("disk_walks", [sys.executable, str(ROOT / "benchmarks" / "disk_walks.py"),
+                                        str(store), "--seeds", str(args.disk_walk_seeds)],
+                         run, cap, log, env, capture=True)
+        out["disk_walks"] = {**json.loads(disk.pop("stdout").strip().splitlines()[-1]), **disk}
     if cap:
         evict(store)   # so the store's pages are charged to the capped group when read
     out["train"] = run_phase("train", sw + ["train", "--config", str(cfg), "--minutes",
@@ -360,6 +371,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000_000)
     parser.add_argument("--train-minutes", type=float, default=10.0)
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=512, help="sampler.batch_size")
+    parser.add_argument("--no-disk-walks", dest="disk_walks", action="store_false",
+                        help="Skip benchmarks/disk_walks.py on the cold store.")
+    parser.add_argument("--disk-walk-seeds", type=int, default=2000)
     parser.add_argument("--chunk", type=int, default=65536, help="serving.chunk_nodes")
     parser.add_argument("--ingest-budget", type=int, default=1 << 30,
                         help="graphstore.memory_budget")

@@ -12,6 +12,7 @@ read.  Writes must reach the file first (np.memmap.flush), which `drop` does.
 
 from __future__ import annotations
 
+import errno
 import mmap
 
 import numpy as np
@@ -44,7 +45,12 @@ def drop(array: np.ndarray, lo: int | None = None, hi: int | None = None) -> int
     end = min(len(mm), -(-(base + hi * row) // mmap.PAGESIZE) * mmap.PAGESIZE)
     if array.flags.writeable:
         mm.flush(start, end - start)   # DONTNEED must not outrun the write-back
-    mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+    try:
+        mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+    except OSError as err:
+        if err.errno != errno.EINVAL:
+            raise
+        return 0   # the range holds mlocked pages (sampler.resident_bytes): they stay
     return end - start
 
 

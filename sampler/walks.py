@@ -195,20 +195,39 @@ def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
 def will_need(array, *index_arrays) -> int:
     """Ask the kernel to start reading the pages of array[i] for every given
     index (contiguous runs coalesced into one call).  A no-op unless `array` is
-    a np.memmap.  Returns the number of madvise calls made."""
+    a np.memmap.  Returns the number of madvise calls made (from a numba loop:
+    thousands of runs a pass cost microseconds, not a Python call each)."""
     import mmap
     mm = getattr(array, "_mmap", None)
     if mm is None or not index_arrays:
         return 0
-    base = array.ctypes.data - np.frombuffer(mm, np.uint8).ctypes.data  # offset in the map
+    addr = np.frombuffer(mm, np.uint8).ctypes.data   # the mapping's start
+    base = array.ctypes.data - addr                   # array[0]'s offset in it
     offsets = np.concatenate([np.asarray(ix, np.int64) for ix in index_arrays])
     pages = np.unique((base + offsets * array.itemsize) // mmap.PAGESIZE)
     if pages.size == 0:
         return 0
-    breaks = np.flatnonzero(np.diff(pages) != 1) + 1
-    calls = 0
-    for run in np.split(pages, breaks):
-        mm.madvise(mmap.MADV_WILLNEED, int(run[0]) * mmap.PAGESIZE,
-                   int(run.size) * mmap.PAGESIZE)
-        calls += 1
-    return calls
+    first = np.concatenate([[0], np.flatnonzero(np.diff(pages) != 1) + 1])
+    lengths = np.diff(np.append(first, pages.size))
+    _advise_runs(addr, pages[first], lengths, mmap.PAGESIZE, mmap.MADV_WILLNEED)
+    return int(first.size)
+
+
+def _libc_madvise():
+    import ctypes
+    fn = ctypes.CDLL(None, use_errno=True).madvise
+    fn.argtypes = (ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int)   # address as an integer
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_madvise = _libc_madvise()
+
+
+@numba.njit(nogil=True)   # not cached: the address of libc's madvise is this process's
+def _advise_runs(addr, starts, lengths, pagesize, advice):
+    failed = 0
+    for i in range(starts.shape[0]):
+        if _madvise(addr + starts[i] * pagesize, lengths[i] * pagesize, advice) != 0:
+            failed += 1
+    return failed

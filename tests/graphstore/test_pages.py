@@ -4,6 +4,7 @@ import mmap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from graphstore.pages import drop, gather_rows
 
@@ -58,3 +59,19 @@ def test_gather_rows_equals_fancy_indexing_within_one_window(tmp_path):
     np.testing.assert_array_equal(got, full[rows])
     np.testing.assert_array_equal(gather_rows(full, rows[:10], window), full[rows[:10]])
     assert gather_rows(ro, np.zeros(0, np.int64), window).shape == (0, 16)
+
+
+def test_drop_leaves_locked_pages_alone(tmp_path):
+    import ctypes
+    path, t = table(tmp_path)
+    drop(t)
+    ro = np.load(path, mmap_mode="r")
+    libc = ctypes.CDLL(None, use_errno=True)
+    addr = ro.ctypes.data // mmap.PAGESIZE * mmap.PAGESIZE
+    if libc.mlock(ctypes.c_void_p(addr), ctypes.c_size_t(mmap.PAGESIZE)) != 0:
+        pytest.skip("mlock not allowed here (RLIMIT_MEMLOCK)")
+    try:
+        assert drop(ro) == 0          # EINVAL from the kernel: the locked range stays
+        assert resident(path) > 0
+    finally:
+        libc.munlock(ctypes.c_void_p(addr), ctypes.c_size_t(mmap.PAGESIZE))
