@@ -88,6 +88,29 @@ def walk_rate(store_path: Path, mode: str, resident: int, seeds, cfg_args) -> di
             "paged": builder.graph.paged}
 
 
+def rerun_capped(args) -> None:
+    """This script again, without --memory-cap, inside the cap; adds the cap's figures."""
+    import subprocess
+    from benchmarks.memcap import CapUnavailable, MemoryCap
+    argv = [a for a in sys.argv[1:]]
+    at = argv.index("--memory-cap")
+    del argv[at:at + 2]
+    try:
+        cap = MemoryCap(int(args.memory_cap * (1 << 30))).__enter__()
+    except CapUnavailable as err:
+        raise SystemExit(f"disk_walks: cannot cap memory on this machine: {err}") from None
+    try:
+        done = subprocess.run([sys.executable, __file__, *argv], preexec_fn=cap.join,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"disk_walks (capped) failed: {done.stderr[-2000:]}")
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        out["cap"] = cap.report()
+    finally:
+        cap.__exit__(None, None, None)
+    print(json.dumps(out))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store")
@@ -96,7 +119,13 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=10)
     parser.add_argument("--resident-mb", type=int, default=256)
     parser.add_argument("--read-seconds", type=float, default=5.0)
+    parser.add_argument("--memory-cap", type=float, default=None, metavar="GIB",
+                        help="Run inside a memory cgroup of this many GiB (benchmarks/memcap.py), "
+                        "so the page cache cannot hold the store.")
     args = parser.parse_args()
+    if args.memory_cap is not None:
+        rerun_capped(args)
+        return
     import numpy as np
     store = Path(args.store)
     biggest = max((p for p in store.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)

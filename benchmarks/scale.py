@@ -310,7 +310,9 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
     secs = float(summary.get("trained_seconds") or summary["wall_seconds"])
     out["train"].update(steps=summary["steps"], batches_per_s=round(summary["steps"] / secs, 3),
                         data_wait_ratio=round(summary["data_wait_seconds"] / secs, 4),
-                        trained_seconds=secs)
+                        trained_seconds=secs, wire_bytes_per_batch=round(
+                            summary.get("bytes_received", 0)
+                            / max(1, summary.get("batches_accepted", 0))))
     if cap:
         evict(store)
     out["embed"] = run_phase("embed", sw + ["embed", "--config", str(cfg), "--export",
