@@ -1,0 +1,24 @@
+"""benchmarks/scale.py: the --memory-cap argument and the cap's cost."""
+
+import pytest
+
+from benchmarks import scale
+
+
+def test_memory_cap_is_a_fraction_of_the_store_or_an_amount():
+    assert scale.parse_cap("0.5", 1000) == 500
+    assert scale.parse_cap("3G", 1) == 3 << 30 and scale.parse_cap("512MB", 1) == 512 << 20
+    assert scale.parse_cap("2000000", 1) == 2_000_000
+    for bad in ("lots", "-1", "0"):
+        with pytest.raises(SystemExit, match="--memory-cap"):
+            scale.parse_cap(bad, 1000)
+
+
+def test_cost_is_capped_over_uncapped():
+    run = {"phase_seconds": {"train": 10.0}, "train": {"batches_per_s": 2.0},
+           "embed": {"nodes_per_s": 100.0}}
+    slow = {"phase_seconds": {"train": 20.0}, "train": {"batches_per_s": 1.0},
+            "embed": {"nodes_per_s": 50.0}}
+    assert scale.cost(run, slow) == {"train_seconds_ratio": 2.0,
+                                     "train_batches_per_s_ratio": 0.5,
+                                     "embed_nodes_per_s_ratio": 0.5}
