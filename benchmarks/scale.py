@@ -271,7 +271,8 @@ def query(port: int, items: int, n: int, log) -> dict:
         if len(body["related"]) != 10:
             log.write(f"query {i}: {len(body['related'])} results\n")
     lat = np.array(lat) * 1000
-    return {"queries": n, "server_ready_s": round(ready - t0, 2), "p50_ms": round(float(np.percentile(lat, 50)), 2),
+    return {"queries": n, "server_ready_s": round(ready - t0, 2),
+            "p50_ms": round(float(np.percentile(lat, 50)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2)}
 
 
