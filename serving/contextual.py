@@ -86,7 +86,7 @@ class ContextualRanker:
         return [Related(x, self._title(x), float(scores[i])) for x, i in zip(ext, order)]
 
     def _title(self, item_id: str) -> str | None:
-        row = self.index.row.get(item_id)
+        row = self.index.ids.get(item_id)
         return None if row is None else self.index.title(row)
 
 

@@ -201,6 +201,13 @@ class IdTable:
             return [x.decode("utf-8") for x in self._ids[i]]
         return self._ids[int(i)].decode("utf-8")
 
+    def get(self, item_id: str, default=None):
+        """The row of `item_id`, or `default` if absent."""
+        try:
+            return self.row(item_id)
+        except KeyError:
+            return default
+
     def row(self, item_id: str) -> int:
         """The row of `item_id`; KeyError if absent."""
         key = np.array(item_id.encode("utf-8"))

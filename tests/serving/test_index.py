@@ -67,6 +67,7 @@ def test_id_table_looks_ids_up_like_the_lines_of_ids_txt(tmp_path):
     table = IdTable.read(path, chunk_lines=4)   # two chunks
     assert len(table) == len(lines) and table[:] == lines and table[2] == "ünï"
     assert [table.row(x) for x in lines] == list(range(len(lines)))
+    assert table.get("b2") == 5 and table.get("nope") is None
     for missing in ("1", "b3", "", "a long external id that is longer"):
         with pytest.raises(KeyError):
             table.row(missing)
