@@ -116,7 +116,10 @@ def load_walks_at(rev: str):
     root = Path(__file__).resolve().parents[1]
     source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:sampler/walks.py"],
                             check=True, capture_output=True, text=True).stdout
+    import atexit
+    import shutil
     tmp = Path(tempfile.mkdtemp(prefix="walks-at-"))
+    atexit.register(shutil.rmtree, tmp, True)   # the copy and numba's cache of it
     path = tmp / f"walks_at_{rev.replace('/', '_').replace('~', '_')}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)
