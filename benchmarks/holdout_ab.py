@@ -13,7 +13,9 @@ DIR and cached in DIR/baselines.json).  No daemons, so settings compare at the
 same steps whatever the load.  Also reported, as a diagnostic only: the same
 embeddings with log(1 + train degree) added to every candidate's score, which
 measures how much of the gap to the baselines is popularity the unit-sphere
-embeddings cannot express.  Prints one JSON line.
+embeddings cannot express, and `mean_cosine`, the mean pairwise cosine of
+1,000 sampled item embeddings (1.0: every item embedded alike, a collapse).
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -89,12 +91,25 @@ def run(args) -> dict:
                "model+log-degree": lambda b: vec[b] @ vec.T + prior[None, :]}
     report = {"holdout": str(args.holdout), "set": args.set, "steps": args.steps,
               "train_seconds": round(train_s, 1),
-              "final_loss": round(float(np.mean(losses[-200:])), 4)}
+              "final_loss": round(float(np.mean(losses[-200:])), 4),
+              "mean_cosine": round(mean_cosine(vec), 4)}
     for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
         scores = ho.evaluate(held, scorers, exclude_neighbours=exclude)
         report[mode] = {name: r.as_dict() for name, r in scores.items()}
         report[mode].update(_baselines(held, exclude))
     return report
+
+
+def mean_cosine(vectors, sample: int = 1000, seed: int = 0) -> float:
+    """Mean pairwise cosine of a sample of item embeddings (self-pairs
+    included): near 0 for spread-out vectors, 1.0 when every item has the same
+    embedding (collapse, docs/quality.md)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), min(sample, len(vectors)), replace=False)
+    v = np.asarray(vectors[rows], np.float64)
+    v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return float((v @ v.T).mean())
 
 
 def _item_degrees(held):
