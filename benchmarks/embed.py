@@ -83,13 +83,12 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from sagewalk.config import to_dict
     from serving.embed import EmbedJob, embed_all
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         build(tmp, items, users=items // 2, edges=items * 20, feature_dim=64)
         job = EmbedJob(str(tmp / "store"), str(tmp / "run"), str(tmp / "job"),
-                       to_dict(config().sampler), chunk_nodes=8192, processes=args.processes)
+                       config().sampler, chunk_nodes=8192, processes=args.processes)
         result = embed_all(job, progress=False)
         torch.set_num_threads(1)   # naive runs in one process: compare per core below
         nodes = np.random.default_rng(1).choice(items, size=sample, replace=False)

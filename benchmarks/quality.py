@@ -56,7 +56,7 @@ def run(out: Path, cache: str | None, names: list[str], minutes: float) -> dict:
     import contextlib
     import io
 
-    from serving import demo
+    from sagewalk import demo
     from serving import methods as m
     from serving.evaluate import load_held_out
     from serving.movielens import default_cache

@@ -60,7 +60,7 @@ class PrebuiltBuilder:
         return replace(self.batch, ticket=ticket)
 
 
-def prebuilt_builder(config) -> PrebuiltBuilder:
+def prebuilt_builder(spec) -> PrebuiltBuilder:
     return PrebuiltBuilder(float(os.environ.get("SAGEWALK_BENCH_MIB", "4")))
 
 
@@ -125,14 +125,14 @@ def raw_receive(endpoint: str, mib: float, count: int, packed: bool) -> dict:
 
 def stream_receive(endpoint: str, mib: float, count: int, credits: int) -> dict:
     from gpu_consumer.stream import BatchStream, EpochPlan
-    from sagewalk.config.worker import WorkerConfig
+    from worker.config import WorkerConfig
     from worker.producer import ProducerSpec, main as producer_main
 
     os.environ["SAGEWALK_BENCH_MIB"] = str(mib)
     cfg = WorkerConfig(trainer_endpoint=endpoint, credits=credits)
     plan = EpochPlan(1, num_batches=lambda e: count)
     stream = BatchStream(cfg, digest=DIGEST, plan=plan, prefetch=8).start()
-    spec = ProducerSpec(name="bench-0", endpoint=endpoint, worker=cfg, config_path=None,
+    spec = ProducerSpec(name="bench-0", endpoint=endpoint, worker=cfg,
                         builder="transport:prebuilt_builder", parent_pid=os.getpid())
     producer = mp.get_context("spawn").Process(target=producer_main, args=(spec,))
     producer.start()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 

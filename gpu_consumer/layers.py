@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 _NORM_EPS = 1e-6
 

@@ -18,6 +18,8 @@ import time
 from collections import deque
 from dataclasses import asdict
 
+from common.errors import ConfigError, SagewalkError
+from common.schema import to_dict
 from gpu_consumer import checkpoint, distributed
 from gpu_consumer.layers import ModelError
 from gpu_consumer.ledger import EpochPlan
@@ -26,8 +28,6 @@ from gpu_consumer.model import build_model, export_model
 from gpu_consumer.train import Trainer, resolve_device
 from gpu_consumer.validate import ValidationSet, hit_rate
 from monitoring import hook
-from sagewalk.config import to_dict
-from sagewalk.errors import ConfigError, SagewalkError
 
 log = logging.getLogger(__name__)
 

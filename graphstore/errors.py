@@ -3,7 +3,7 @@ without a traceback and exits 2."""
 
 from __future__ import annotations
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 
 class StoreError(SagewalkError):

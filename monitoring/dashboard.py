@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from monitoring.picture import CHARTS, Picture, picture
 from monitoring.scrape import Snapshot
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 
 class DiscoveryError(SagewalkError):

@@ -27,8 +27,8 @@ from prometheus_client.exposition import choose_encoder
 
 from monitoring import catalogue, hook
 from monitoring.registry import PrometheusHook
-from sagewalk import __version__
-from sagewalk.errors import SagewalkError
+from common import __version__
+from common.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 

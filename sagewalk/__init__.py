@@ -5,4 +5,6 @@ The command line, the config schema and the daemons that wire the stages
 Nothing heavy is imported here.
 """
 
-__version__ = "0.1.0"
+from common import __version__
+
+__all__ = ["__version__"]

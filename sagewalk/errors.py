@@ -1,12 +1,6 @@
-"""Domain errors.  The CLI prints their message (no traceback) and exits 2.
+"""The base errors, defined on the ground floor (`common.errors`) so that every
+stage can raise them without importing the command-line package."""
 
-Every message says what was wrong, where, what was expected and how to fix it.
-"""
+from common.errors import ConfigError, SagewalkError
 
-
-class SagewalkError(Exception):
-    """Base class for errors a user can act on."""
-
-
-class ConfigError(SagewalkError):
-    """A config file or override is invalid; the message names the dotted path."""
+__all__ = ["SagewalkError", "ConfigError"]

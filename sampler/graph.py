@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from common.errors import ConfigError
 from graphstore.errors import StoreError
-from sagewalk.errors import ConfigError
 
 
 class CorruptGraphError(StoreError, ValueError):  # ValueError: what callers caught before

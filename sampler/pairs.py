@@ -17,7 +17,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 from sampler.graph import WalkGraph
 from sampler.rng import advance, below, seed64, unit, walk_state
 from sampler.walk_kernels import step_slot

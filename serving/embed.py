@@ -2,6 +2,9 @@
 
     result = embed_all(EmbedJob(store_path=..., run_dir=..., out_dir=..., sampler=cfg))
 
+The job and its records are `serving/embed_job.py`; this module schedules
+the chunks, in N local processes or (engine "ray") on `serving/ray_engine.py`.
+
 The job directory holds the memmapped tables (serving/layerwise.py) and
 `progress.json`: the finished chunks of every stage plus the job's identity
 (store digest, model file digest, sampler settings).  A rerun with the same
@@ -23,60 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sagewalk.errors import SagewalkError
+from common.schema import to_dict
 from serving import layerwise
+from serving.embed_job import (EmbedError, EmbedJob, EmbedResult, neighbourhood_width,
+                                runner_for)
 
 log = logging.getLogger(__name__)
 
 PROGRESS = "progress.json"
 PROGRESS_VERSION = 1
 EXPORT_ROWS = 1 << 16   # rows per export chunk (x dim x 4 bytes, twice: read and written)
-
-
-class EmbedError(SagewalkError):
-    """An embedding job cannot run as asked."""
-
-
-@dataclass(frozen=True)
-class EmbedJob:
-    store_path: str
-    run_dir: str          # holds model.pt (gpu_consumer.model.export_model)
-    out_dir: str          # job directory: tables, progress, exports
-    sampler: dict         # the [sampler] settings as plain data (sagewalk.config.to_dict)
-    chunk_nodes: int = 65536
-    processes: int = 2
-
-
-@dataclass(frozen=True)
-class EmbedResult:
-    out_dir: Path
-    num_nodes: int
-    dim: int
-    chunks_run: int
-    chunks_skipped: int
-    seconds: float
-
-    def embeddings(self) -> np.ndarray:
-        return np.load(self.out_dir / "embeddings.npy", mmap_mode="r")
-
-
-def sampler_config(job: EmbedJob):
-    from sagewalk.config.sampler import SamplerConfig
-    from sagewalk.config.schema import build
-    return build(SamplerConfig, job.sampler, "sampler")
-
-
-def neighbourhood_width(job: EmbedJob, model_kind: str) -> int:
-    cfg = sampler_config(job)
-    return cfg.multisage_num_neighbors if model_kind == "multisage" else cfg.num_neighbors
-
-
-def make_neighbourhood_fn(store, job: EmbedJob, model_kind: str):
-    """seeds -> Neighbourhoods: exactly the ones the trainer's inference batches use
-    (BatchBuilder.neighbourhoods, fixed inference seed), so serving embeds what
-    training validated."""
-    from worker.assemble import BatchBuilder
-    return BatchBuilder(store, sampler_config(job), model=model_kind).neighbourhoods
 
 
 def _file_digest(path: Path) -> str:
@@ -91,7 +50,7 @@ def _identity(job: EmbedJob, store) -> dict:
     from gpu_consumer.model import MODEL_FILE
     identity = {"version": PROGRESS_VERSION, "store": store.digest,
                 "model": _file_digest(Path(job.run_dir) / MODEL_FILE),
-                "sampler": job.sampler, "chunk_nodes": job.chunk_nodes}
+                "sampler": to_dict(job.sampler), "chunk_nodes": job.chunk_nodes}
     return json.loads(json.dumps(identity))   # tuples -> lists, as read back from disk
 
 
@@ -104,24 +63,10 @@ def _chunks(n: int, size: int) -> list[tuple[int, int]]:
 _RUNNER = None
 
 
-def _runner_for(job: EmbedJob, mode: str = "r+"):
-    from graphstore import open_store
-    from gpu_consumer.model import load_model
-    store = open_store(job.store_path)
-    model = load_model(job.run_dir)
-    kind = model.spec.model
-    n = store.node_types[model.spec.item_type]
-    tables = layerwise.open_tables(Path(job.out_dir), n, neighbourhood_width(job, kind),
-                                   model.spec.hidden_dim, model.spec.embedding_dim,
-                                   model.num_layers, kind == "multisage", mode)
-    fn = make_neighbourhood_fn(store, job, kind)
-    return layerwise.ChunkRunner(store, model, tables, fn, model.spec.item_type)
-
-
 def _init_worker(job: EmbedJob) -> None:
     global _RUNNER
     layerwise.limit_threads()
-    _RUNNER = _runner_for(job)
+    _RUNNER = runner_for(job)
 
 
 def _run_chunk(task: tuple[str, int, int]) -> tuple[str, int, int]:
@@ -137,12 +82,15 @@ def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") ->
     import time
     from graphstore import open_store
     from gpu_consumer.model import load_model
+    if engine == "ray":
+        from serving.ray_engine import require_ray
+        require_ray()   # before anything is written: a missing extra is a clear error
     start = time.perf_counter()
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = open_store(job.store_path)
     model = load_model(job.run_dir)
-    item_type, configured = model.spec.item_type, sampler_config(job).item_type
+    item_type, configured = model.spec.item_type, job.sampler.item_type
     if item_type not in store.node_types or item_type != configured:
         raise EmbedError(f"the model at {job.run_dir} embeds node type {item_type!r}; the "
                          f"store at {store.path} has {', '.join(store.node_types)} and "
@@ -160,6 +108,7 @@ def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") ->
     if engine == "ray":
         from serving.ray_engine import run_stages_on_ray
         run_stages_on_ray(job, todo, done, lambda: _save_progress(out, done), progress)
+
     else:
         _run_stages(job, todo, done, out, progress, total=run)
     return EmbedResult(out, n, model.spec.embedding_dim, run, skipped,
@@ -201,7 +150,7 @@ def _run_stages(job: EmbedJob, todo: dict, state: dict, out: Path, progress: boo
                                    initializer=_init_worker, initargs=(job,))
     else:
         global _RUNNER
-        _RUNNER = _runner_for(job)   # in-process: keep torch's own thread count
+        _RUNNER = runner_for(job)   # in-process: keep torch's own thread count
     try:
         for stage, chunks in todo.items():   # stages in order: each reads the one before
             tasks = [(stage, lo, hi) for lo, hi in chunks]

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 from serving.splits import Interactions, latest_items
 
 Scorer = Callable[[np.ndarray], np.ndarray]

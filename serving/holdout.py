@@ -49,7 +49,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 from serving import baselines, holdout_files as files
 from serving.evaluate import RankMetrics, rank_metrics, ranks_among_all
 

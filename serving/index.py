@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 # faiss logs each CPU-feature probe at INFO; only its warnings matter to a user.

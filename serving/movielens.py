@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 from serving.splits import Interactions, Split, split_by_time
 
 log = logging.getLogger(__name__)

@@ -3,8 +3,10 @@
     pip install 'ray[data]'
     sagewalk embed --config sagewalk.toml --engine ray
 
-The same job as the local engine (serving/embed.py: identity, progress.json,
-memmapped tables, chunk size) with only the executor swapped: each stage is a
+The same job as the local engine (serving/embed_job.py; serving/embed.py keeps
+the identity, progress.json, memmapped tables and chunk size, and calls
+`run_stages_on_ray` for `embed_all(job, engine="ray")`) with only the
+executor swapped: each stage is a
 Ray Data `map_batches` over a dataset of node-range shards (one row per
 shard: start, stop), run by an actor that holds a layerwise.ChunkRunner and
 writes the shard's rows of the stage's table.  A shard is named by its range,
@@ -23,7 +25,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from serving.embed import EmbedError, EmbedJob, EmbedResult, embed_all
+from serving.embed_job import EmbedError, EmbedJob, runner_for
 
 # Ray reserves its object store up front; the shards' rows are a few integers,
 # so a small store keeps Ray from claiming memory on a shared machine.
@@ -33,8 +35,9 @@ OBJECT_STORE_BYTES = 128 << 20
 SHARD_RETRIES = 2
 
 
-def embed_with_ray(job: EmbedJob, *, progress: bool = True) -> EmbedResult:
-    """embed_all on Ray: same tables, same progress.json, same result."""
+def require_ray() -> None:
+    """EmbedError naming the extra to install when Ray Data cannot be imported
+    (`embed_all(job, engine="ray")` asks before it writes anything)."""
     try:
         import ray  # noqa: F401
         import ray.data  # noqa: F401
@@ -42,7 +45,6 @@ def embed_with_ray(job: EmbedJob, *, progress: bool = True) -> EmbedResult:
         raise EmbedError(f"--engine ray needs Ray Data ({err}); install the extra with "
                          "pip install 'ray[data]', or use --engine local (the default), "
                          "which runs N local processes") from None
-    return embed_all(job, progress=progress, engine="ray")
 
 
 class _ShardWriter:
@@ -50,10 +52,10 @@ class _ShardWriter:
     writes the rows of every shard it is given."""
 
     def __init__(self, job: EmbedJob, stage: str):
-        from serving import embed, layerwise
+        from serving import layerwise
         layerwise.limit_threads()     # the actor holds one CPU: one torch thread
         self.stage = stage
-        self.runner = embed._runner_for(job)
+        self.runner = runner_for(job)
 
     def __call__(self, batch: dict) -> dict:
         for lo, hi in zip(batch["start"].tolist(), batch["stop"].tolist()):

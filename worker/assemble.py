@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sagewalk.config.schema import to_dict
-from sagewalk.errors import ConfigError
+from common.errors import ConfigError
+from common.schema import to_dict
 from sampler import compgraph, negatives, paging, pairs
 from sampler.graph import WalkGraph
 from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods

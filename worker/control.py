@@ -13,7 +13,7 @@ import logging
 
 import msgpack
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,13 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from graphstore.config import GraphstoreConfig
 from monitoring import hook
+from sampler.config import SamplerConfig
 from worker import wire
+from worker.config import WorkerConfig
 from worker.ticket import Ticket
 
 log = logging.getLogger(__name__)
@@ -38,35 +41,37 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProducerSpec:
-    """Everything a producer process needs; passed to the spawned child."""
+    """Everything a producer process needs; passed to the spawned child.
+
+    It carries the frozen config sections themselves (they pickle), so a child
+    builds from exactly the settings its supervisor holds instead of reading
+    the config file again."""
 
     name: str                      # stable identity, e.g. "host-3"
     endpoint: str
-    worker: object                 # WorkerConfig
-    config_path: str | None
-    overrides: tuple[str, ...] = ()
-    builder: str = "worker.producer:default_builder"  # "module:callable(config) -> builder"
+    worker: WorkerConfig
+    graphstore: GraphstoreConfig = field(default_factory=GraphstoreConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    model: str = "pinsage"         # trainer.model: which neighbourhoods to sample
+    builder: str = "worker.producer:default_builder"  # "module:callable(spec) -> builder"
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no /metrics; 0: any free port
     parent_pid: int = 0
     drain_s: float = 10.0
 
 
-def default_builder(config):
+def default_builder(spec: ProducerSpec):
     """The shipped path: the store, memory-mapped, and the sampler's BatchBuilder."""
     from graphstore import open_store
     from worker.assemble import BatchBuilder
 
-    store = open_store(config.graphstore.path)
-    return BatchBuilder(store, config.sampler, model=config.trainer.model)
+    store = open_store(spec.graphstore.path)
+    return BatchBuilder(store, spec.sampler, model=spec.model)
 
 
 def load_builder(spec: ProducerSpec):
-    from sagewalk.config import load
-
-    config = load(spec.config_path, list(spec.overrides))
     module, _, attr = spec.builder.partition(":")
-    return getattr(importlib.import_module(module), attr)(config)
+    return getattr(importlib.import_module(module), attr)(spec)
 
 
 def main(spec: ProducerSpec, reports=None) -> None:

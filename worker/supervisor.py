@@ -29,7 +29,9 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
+from common.errors import ConfigError, SagewalkError
 from monitoring import hook
 from worker.producer import ProducerSpec, main as producer_main
 
@@ -47,7 +49,9 @@ _SIGNAL_CAUSES = {
 }
 
 
-class SupervisorError(Exception):
+class SupervisorError(SagewalkError):
+    """The producers cannot be kept running; `exit_status` is the daemon's exit code."""
+
     exit_status = 1
 
 
@@ -70,9 +74,13 @@ class Slot:
 
 @dataclass
 class Supervisor:
-    config: object                      # sagewalk.config.Config
-    config_path: str | None = None
-    overrides: tuple[str, ...] = ()
+    """Keeps `config.worker.producers` producers alive.  `config` is the composed
+    config (sagewalk.config.Config): the supervisor reads its graphstore,
+    sampler, worker and monitoring sections and trainer.model.  `reload`
+    returns the config read afresh (SIGHUP); None: SIGHUP changes nothing."""
+
+    config: Any
+    reload_config: Callable[[], Any] | None = None
     endpoint: str | None = None         # --connect; default worker.trainer_endpoint
     builder: str = DEFAULT_BUILDER
     store_path: str | None = None       # checked after a crash; default builder: graphstore.path
@@ -205,11 +213,12 @@ class Supervisor:
         port = None
         if mon.producer_base_port or mon.sd_file:
             port = mon.producer_base_port + slot.index if mon.producer_base_port else 0
+        config = self.config
         return ProducerSpec(name=self._name(slot), endpoint=self.endpoint or
-                            self.config.worker.trainer_endpoint, worker=self.config.worker,
-                            config_path=self.config_path, overrides=tuple(self.overrides),
-                            builder=self.builder, metrics_host=mon.host, metrics_port=port,
-                            parent_pid=os.getpid())
+                            config.worker.trainer_endpoint, graphstore=config.graphstore,
+                            sampler=config.sampler, worker=config.worker,
+                            model=config.trainer.model, builder=self.builder,
+                            metrics_host=mon.host, metrics_port=port, parent_pid=os.getpid())
 
     def _name(self, slot: Slot) -> str:
         return f"{self.name_prefix}-{slot.index}"
@@ -227,11 +236,10 @@ class Supervisor:
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file and apply its producer count."""
-        from sagewalk.config import load
-        from sagewalk.errors import ConfigError
-
+        if self.reload_config is None:
+            return
         try:
-            config = load(self.config_path, list(self.overrides))
+            config = self.reload_config()
         except ConfigError as err:
             log.error("SIGHUP: keeping the running config: %s", err)
             return

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from serving.demo import DemoError, DemoPlan, run_demo
+    from sagewalk.demo import DemoError, DemoPlan, run_demo
     from serving.movielens import default_cache
     if args.minutes <= 0 or args.producers < 1 or args.processes < 1:
         raise DemoError(f"--minutes must be > 0 and --producers/--processes >= 1, got "

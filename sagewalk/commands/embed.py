@@ -34,7 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sagewalk.config import to_dict
     from serving.embed import EmbedError, EmbedJob, embed_all, export
     config = load_config(args)
     run_dir = args.run_dir or config.trainer.run_dir
@@ -44,13 +43,8 @@ def _run(args: argparse.Namespace) -> int:
         raise EmbedError(f"--processes and --chunk must be >= 1, got {processes} and {chunk}")
     job = EmbedJob(store_path=args.store or config.graphstore.path, run_dir=run_dir,
                    out_dir=args.out or str(Path(run_dir) / "embed"),
-                   sampler=to_dict(config.sampler),
-                   chunk_nodes=chunk, processes=processes)
-    if args.engine == "ray":
-        from serving.ray_engine import embed_with_ray
-        result = embed_with_ray(job, progress=not args.no_progress)
-    else:
-        result = embed_all(job, progress=not args.no_progress)
+                   sampler=config.sampler, chunk_nodes=chunk, processes=processes)
+    result = embed_all(job, progress=not args.no_progress, engine=args.engine)
     print(f"embedded {result.num_nodes:,} {config.sampler.item_type} nodes (dim "
           f"{result.dim}) in {result.seconds:.1f} s: {result.chunks_run} chunks run, "
           f"{result.chunks_skipped} already done -> {result.out_dir}")

@@ -2,6 +2,10 @@
 
     config = load("sagewalk.toml")          # or load(None) for the defaults
     config.sampler.num_walks
+
+Each stage owns its section (`sampler/config.py` defines `[sampler]`, with its
+help text and checks); this module composes them into the one schema and
+reads the file.  The helpers every section uses are in `common.schema`.
 """
 
 from __future__ import annotations
@@ -11,14 +15,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagewalk.config.graphstore import GraphstoreConfig
-from sagewalk.config.monitoring import MonitoringConfig
-from sagewalk.config.sampler import SamplerConfig
-from sagewalk.config.schema import build, describe, replace, section, to_dict
-from sagewalk.config.serving import ServingConfig
-from sagewalk.config.trainer import TrainerConfig
-from sagewalk.config.worker import WorkerConfig
-from sagewalk.errors import ConfigError
+from common.errors import ConfigError
+from common.schema import build, describe, replace, section, to_dict
+from gpu_consumer.config import TrainerConfig
+from graphstore.config import GraphstoreConfig
+from monitoring.config import MonitoringConfig
+from sampler.config import SamplerConfig
+from serving.config import ServingConfig
+from worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
 

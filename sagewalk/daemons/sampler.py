@@ -20,7 +20,9 @@ def run(config, *, config_path: str | None, overrides=(), connect: str | None = 
         from graphstore import open_store
         open_store(config.graphstore.path).check_structure()
 
-    supervisor = Supervisor(config, config_path=config_path, overrides=tuple(overrides),
+    from sagewalk.config import load
+
+    supervisor = Supervisor(config, reload_config=lambda: load(config_path, list(overrides)),
                             endpoint=connect, builder=builder)
     supervisor.install_signals()
     server = None

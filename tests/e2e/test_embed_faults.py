@@ -23,7 +23,7 @@ from procs import cmdline, descendants
 
 from graphstore import build_from_arrays, open_store
 from gpu_consumer.model import build_model, export_model
-from sagewalk.config import load, to_dict
+from sagewalk.config import load
 from serving import layerwise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ def check_output(tmp: Path, cfg, exported: Path) -> None:
     expected = open_store(tmp / "store").ids("item").to_external(np.arange(ITEMS))
     assert len(ids) == len(set(ids)) == ITEMS and sorted(ids) == sorted(map(str, expected))
     ref = E.embed_all(E.EmbedJob(str(tmp / "store"), str(tmp / "run"), str(tmp / "ref"),
-                                 to_dict(cfg.sampler), chunk_nodes=CHUNK, processes=1),
+                                 cfg.sampler, chunk_nodes=CHUNK, processes=1),
                       progress=False)
     got = np.load(exported / "embeddings.npy")
     # same chunks, same arithmetic: a redone chunk equals the uninterrupted one

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "worker"))
 from synthetic import SyntheticBuilder, synthetic_batch  # noqa: E402
 
 from gpu_consumer.stream import BatchStream, EpochPlan  # noqa: E402
-from sagewalk.config.worker import WorkerConfig  # noqa: E402
+from worker.config import WorkerConfig  # noqa: E402
 from worker.producer import Producer, ProducerSpec  # noqa: E402
 
 
@@ -25,8 +25,7 @@ def worker_cfg(tmp_path, **kw):
 
 class ThreadProducer:
     def __init__(self, cfg, name, builder=None):
-        spec = ProducerSpec(name=name, endpoint=cfg.trainer_endpoint, worker=cfg,
-                            config_path=None)
+        spec = ProducerSpec(name=name, endpoint=cfg.trainer_endpoint, worker=cfg)
         self.producer = Producer(spec, builder or SyntheticBuilder())
         self.thread = threading.Thread(target=self.producer.run, daemon=True)
         self.thread.start()

@@ -1,13 +1,15 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from graphstore import build_from_arrays
 from gpu_consumer.model import build_model, export_model
-from sagewalk.config import load, to_dict
+from sagewalk.config import load
 from serving import embed as E
 from serving import layerwise
+from serving.embed_job import runner_for
 
 
 def _setup(tmp_path, model="pinsage", n_items=60, seed=0):
@@ -28,7 +30,7 @@ def _setup(tmp_path, model="pinsage", n_items=60, seed=0):
                       "sampler.multisage_num_neighbors=4"])
     export_model(tmp_path / "run", build_model(cfg.trainer, store, cfg.sampler))
     job = E.EmbedJob(str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "job"),
-                     to_dict(cfg.sampler), chunk_nodes=16,
+                     cfg.sampler, chunk_nodes=16,
                      processes=1)
     return store, cfg, job
 
@@ -40,7 +42,7 @@ def test_layerwise_equals_per_node_recomputation(tmp_path, model):
     got = np.asarray(result.embeddings())
     assert got.shape == (60, 8)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
-    runner = E._runner_for(job)
+    runner = runner_for(job)
     ref = layerwise.recompute_nodes(runner, np.arange(60)).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
     if model == "multisage":
@@ -78,7 +80,7 @@ def test_chunking_does_not_change_results_and_resume_skips_done(tmp_path):
 def test_changed_settings_restart_and_export_writes_ids(tmp_path):
     store, cfg, job = _setup(tmp_path)
     E.embed_all(job, progress=False)
-    changed = E.EmbedJob(**{**job.__dict__, "sampler": {**job.sampler, "seed": 5}})
+    changed = E.EmbedJob(**{**job.__dict__, "sampler": replace(job.sampler, seed=5)})
     assert E.embed_all(changed, progress=False).chunks_skipped == 0
     out = E.export(tmp_path / "job", store, "item", tmp_path / "exp")
     vectors = np.load(out / "embeddings.npy")
@@ -88,7 +90,7 @@ def test_changed_settings_restart_and_export_writes_ids(tmp_path):
 
 def test_unknown_item_type_is_reported(tmp_path):
     store, cfg, job = _setup(tmp_path)
-    bad = E.EmbedJob(**{**job.__dict__, "sampler": {**job.sampler, "item_type": "film"}})
+    bad = E.EmbedJob(**{**job.__dict__, "sampler": replace(job.sampler, item_type="film")})
     with pytest.raises(E.EmbedError, match="sampler.item_type is 'film'"):
         E.embed_all(bad, progress=False)
 

@@ -11,7 +11,7 @@ from serving import layerwise
 
 ray = pytest.importorskip("ray.data", reason="Ray Data not installed (pip install 'ray[data]')")
 
-from serving.ray_engine import embed_with_ray, run_stages_on_ray  # noqa: E402
+from serving.ray_engine import run_stages_on_ray  # noqa: E402
 from test_embed import _setup  # noqa: E402 (same fixture as the local engine tests)
 
 
@@ -22,7 +22,7 @@ def test_ray_engine_equals_local_engine_and_resumes(tmp_path, model):
     local = np.array(E.embed_all(job, progress=False).embeddings())
     on_ray = E.EmbedJob(**{**job.__dict__, "out_dir": str(tmp_path / "ray")})
     t = time.perf_counter()
-    result = embed_with_ray(on_ray, progress=False)
+    result = E.embed_all(on_ray, progress=False, engine="ray")
     print(f"ray engine: {time.perf_counter() - t:.1f} s")
     stages = layerwise.stages(2)
     assert (result.chunks_run, result.chunks_skipped) == (4 * len(stages), 0)
@@ -37,7 +37,7 @@ def test_ray_engine_equals_local_engine_and_resumes(tmp_path, model):
     table = np.load(tmp_path / "ray" / "embeddings.npy", mmap_mode="r+")
     table[16:32] = 0
     table.flush()
-    again = embed_with_ray(on_ray, progress=False)
+    again = E.embed_all(on_ray, progress=False, engine="ray")
     assert (again.chunks_run, again.chunks_skipped) == (1, 4 * len(stages) - 1)
     np.testing.assert_allclose(np.asarray(again.embeddings()), local, rtol=0, atol=1e-6)
     assert E.embed_all(on_ray, progress=False).chunks_run == 0
@@ -55,7 +55,7 @@ def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(E.EmbedError, match=r"pip install 'ray\[data\]'"):
-        embed_with_ray(E.EmbedJob("s", "r", str(tmp_path), {}))
+        E.embed_all(E.EmbedJob("s", "r", str(tmp_path)), engine="ray")
 
 
 @pytest.mark.slow
@@ -68,6 +68,6 @@ def test_failing_shard_is_a_clear_error_and_keeps_finished_shards(tmp_path):
     (tmp_path / "job" / "embeddings.npy").unlink()     # the final stage cannot open its table
     with pytest.raises(E.EmbedError, match=r"stage 'final' failed on Ray: .*embeddings\.npy"
                        r".*rerun the same command"):
-        embed_with_ray(job, progress=False)
+        E.embed_all(job, progress=False, engine="ray")
     progress = json.loads((tmp_path / "job" / "progress.json").read_text())
     assert progress["done"]["final"] == [] and len(progress["done"]["layer2"]) == 4

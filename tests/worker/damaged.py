@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 
 
-def truncating_builder(config):
+def truncating_builder(spec):
     """Map the store, truncate one of its files under the mapping, read it:
     the producer dies of a real SIGBUS, as when a store file is cut short
     while producers run."""
     from graphstore import open_store
 
-    store = open_store(config.graphstore.path)
+    store = open_store(spec.graphstore.path)
     name = next(iter(store.edge_types))
     indices = store.csr(name).indices
     os.truncate(indices.filename, 0)

@@ -35,7 +35,7 @@ class SyntheticBuilder:
 
     digest = "synthetic-digest"
 
-    def __init__(self, config=None, *, delay_s: float = 0.0, targets: int = 16, dim: int = 8):
+    def __init__(self, spec=None, *, delay_s: float = 0.0, targets: int = 16, dim: int = 8):
         self.delay_s = delay_s
         self.targets = targets
         self.dim = dim
@@ -55,11 +55,11 @@ def assert_batches_equal(a: MiniBatch, b: MiniBatch) -> None:
         np.testing.assert_array_equal(left[name], right[name], err_msg=name)
 
 
-def make_builder(config) -> SyntheticBuilder:
+def make_builder(spec) -> SyntheticBuilder:
     """Producer builder factory ("synthetic:make_builder") for supervisor tests."""
-    return SyntheticBuilder(config, delay_s=0.02)
+    return SyntheticBuilder(spec, delay_s=0.02)
 
 
-def make_big_builder(config) -> SyntheticBuilder:
+def make_big_builder(spec) -> SyntheticBuilder:
     """1 MiB batches (4096 x 64 float32 features), for memory-bound tests."""
-    return SyntheticBuilder(config, targets=2048, dim=64)
+    return SyntheticBuilder(spec, targets=2048, dim=64)

@@ -90,7 +90,7 @@ def test_kill_9_producer_is_restarted_and_epoch_is_exact(tmp_path):
 
 
 def test_sigstop_is_detected_reissued_and_rejoins_without_duplicates(tmp_path):
-    from sagewalk.config.worker import WorkerConfig
+    from worker.config import WorkerConfig
     defaults = WorkerConfig()  # the shipped liveness settings must notice a hang within 3 s
     config = make_config(tmp_path, heartbeat_s=defaults.heartbeat_s,
                          liveness_s=defaults.liveness_s)

@@ -29,8 +29,7 @@ def store_path(tmp_path):
 
 
 def _config(tmp_path, store_path, **worker):
-    """The supervisor's config and its producers' agree on the store (as
-    `sagewalk sampler` loads both from one config file and --set list)."""
+    """A config whose store is `store_path` (its producers get these sections)."""
     config = make_config(tmp_path, **worker)
     return replace(config, graphstore=replace(config.graphstore, path=str(store_path)))
 
@@ -61,7 +60,7 @@ def test_producer_on_a_store_edited_in_place_is_not_restarted(tmp_path, store_pa
     del indices
     config = _config(tmp_path, store_path, producers=2, restart_budget=50)
     with caplog.at_level(logging.INFO):
-        sup, status = _run_until_it_stops(config, overrides=(f"graphstore.path={store_path}",))
+        sup, status = _run_until_it_stops(config)
     assert status == 2
     assert sup.total_restarts == 0
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -73,7 +72,7 @@ def test_producer_killed_by_sigbus_is_named_and_not_restarted(tmp_path, store_pa
     config = _config(tmp_path, store_path, producers=1, restart_budget=50)
     with caplog.at_level(logging.INFO):
         sup, status = _run_until_it_stops(config, builder="damaged:truncating_builder",
-                                          store_path=str(store_path), overrides=(f"graphstore.path={store_path}",))
+                                          store_path=str(store_path))
     assert status == 2
     assert sup.total_restarts == 0
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -106,19 +105,17 @@ def test_store_truncated_under_streaming_producers_stops_the_run(tmp_path, store
 
     from gpu_consumer.stream import BatchStream, EpochPlan
     from graphstore import open_store
-    from sagewalk.config import load
     from worker.assemble import BatchBuilder
 
-    overrides = (f"graphstore.path={store_path}", "sampler.batch_size=4",
-                 "sampler.num_layers=1", "sampler.easy_negatives=4")
-    mine = load(None, list(overrides))
-    builder = BatchBuilder(open_store(store_path), mine.sampler, model=mine.trainer.model)
+    config = _config(tmp_path, store_path, producers=2, restart_budget=50)
+    config = replace(config, sampler=replace(config.sampler, batch_size=4, num_layers=1,
+                                             easy_negatives=4))
+    builder = BatchBuilder(open_store(store_path), config.sampler, model=config.trainer.model)
     digest, batches = builder.digest, builder.num_batches(0)
     del builder
     gc.collect()  # unmapped here before the file is cut: this process never reads it again
-    config = _config(tmp_path, store_path, producers=2, restart_budget=50)
     plan = EpochPlan(1000, num_batches=lambda e: batches, base_seed=3)
-    sup = Supervisor(config, overrides=overrides)
+    sup = Supervisor(config)
     control = ControlServer(config.worker.control_endpoint)
     result = {}
     with caplog.at_level(logging.INFO), BatchStream(config.worker, digest=digest,

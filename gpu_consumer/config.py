@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import (in_range, non_negative, one_of, positive, probability,
+from common.schema import (in_range, non_negative, one_of, positive, probability,
                                    setting)
 
 

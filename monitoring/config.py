@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import port, positive, setting
+from common.schema import port, positive, setting
 
 
 @dataclass(frozen=True, kw_only=True)

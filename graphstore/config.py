@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import one_of, positive, setting
+from common.schema import one_of, positive, setting
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any, Callable, Mapping
 
-from sagewalk.errors import ConfigError
+from common.errors import ConfigError
 
 Check = Callable[[Any], "str | None"]
 
@@ -26,9 +26,14 @@ def setting(default: Any, help: str, *, check: Check | None = None) -> Any:
     ``"must be > 0"`` that is shown with the dotted path and the value.
     """
     meta = {"help": help, "check": check}
-    if isinstance(default, (list, dict, set)):
-        frozen = tuple(default) if isinstance(default, (list, set)) else dict(default)
+    if isinstance(default, (list, set)):
+        frozen = tuple(default)
         return dataclasses.field(default_factory=lambda: frozen, metadata=meta)
+    if isinstance(default, dict):
+        # A fresh dict per instance: one shared dict would let a change made
+        # through one config show up in every other.
+        declared = dict(default)
+        return dataclasses.field(default_factory=lambda: dict(declared), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 

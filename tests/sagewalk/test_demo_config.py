@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving import demo
+from sagewalk import demo
 from sagewalk.config import load
 
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagewalk.errors import SagewalkError
+from common.errors import SagewalkError
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +228,13 @@ def _stop(proc: subprocess.Popen, grace: float) -> None:
 
 def embed_and_index(plan: DemoPlan, config_path: Path) -> Path:
     from graphstore import open_store
-    from sagewalk.config import load, to_dict
+    from sagewalk.config import load
     from serving.embed import EmbedJob, embed_all, export
     from serving.index import build_index
     config = load(config_path)
     say(f"[4/7] embedding every item layer by layer ({plan.processes} processes) ...")
     job = EmbedJob(store_path=config.graphstore.path, run_dir=config.trainer.run_dir,
-                   out_dir=str(plan.out / "embed"), sampler=to_dict(config.sampler),
+                   out_dir=str(plan.out / "embed"), sampler=config.sampler,
                    chunk_nodes=config.serving.chunk_nodes, processes=plan.processes)
     result = embed_all(job, progress=False)
     store = open_store(config.graphstore.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagewalk.config.schema import in_range, non_negative, one_of, positive, probability, setting
+from common.schema import in_range, non_negative, one_of, positive, probability, setting
 
 
 def _rank_range(value) -> str | None:
