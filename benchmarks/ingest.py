@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def child(path: str, out: str, budget: int) -> None:
     """Run one ingest and print its timings and peak RSS as JSON."""
     sys.path.insert(0, str(ROOT))
-    from graphstore.assemble import BuildOptions
+    from graphstore.store_parts import BuildOptions
     from graphstore.ingest import ingest
     from graphstore.spec import simple_spec
     options = BuildOptions(memory_budget=budget, chunk_rows=1 << 20)

@@ -35,7 +35,7 @@ _TEMP = re.compile(r"^\.checkpoint-\d{9}\.pt\.tmp-(\d+)$")  # write_atomically's
 _CHUNK = 1 << 20
 
 
-class CorruptCheckpoint(Exception):
+class CorruptCheckpoint(SagewalkError):
     """A checkpoint file that is truncated, altered or not a checkpoint."""
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from common.errors import SagewalkError
 from worker.ticket import Ticket
 
 CURSOR_VERSION = 1
@@ -66,8 +67,8 @@ class EpochPlan:
         return Ticket(epoch, batch, seed, int(self.hard_negatives(epoch)))
 
 
-class CursorError(ValueError):
-    pass
+class CursorError(SagewalkError, ValueError):  # ValueError: what callers caught before
+    """A checkpoint's epoch cursor that does not fit this run's epoch plan."""
 
 
 class Ledger:

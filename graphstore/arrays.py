@@ -7,12 +7,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graphstore.assemble import (BuildOptions, EdgeTypeDef, write_attribute,
-                                 write_edge_type, write_features)
 from graphstore.csr_build import EdgeChunk
 from graphstore.errors import StoreError
 from graphstore.idmap import encode_strings, write_int_idmap, write_str_idmap
 from graphstore.store import Store, open_store
+from graphstore.store_parts import (BuildOptions, EdgeTypeDef, write_attribute,
+                                    write_edge_type, write_features)
 from graphstore.writer import StoreWriter
 
 

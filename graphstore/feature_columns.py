@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from graphstore.errors import IngestError
+from graphstore.feature_inputs import load_array, node_source
 from graphstore.readers import ColumnRequest, read_chunks
 
 
@@ -85,7 +86,6 @@ def plan_columns(nodes, arrays, options) -> FeaturePlan:
             from graphstore.text import EMBEDDING_DIM
             add((str(n.file), name), Column(name, "text", file=str(n.file)), EMBEDDING_DIM)
     for a in arrays:
-        from graphstore.features import load_array
         shape = load_array(a).shape
         add((str(a.file), ""), Column(a.file.name, "array", file=str(a.file)),
             1 if len(shape) == 1 else shape[1])
@@ -96,7 +96,6 @@ def _scan(n, options) -> dict:
     """Mean/std of numeric columns and the vocabulary of multi-hot columns."""
     if not n.numeric and not n.multi_hot:
         return {}
-    from graphstore.features import node_source
     import pyarrow.compute as pc
     sums = {c: np.zeros(3) for c in n.numeric}
     vocab: dict[str, set] = {c: set() for c in n.multi_hot}

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from graphstore.assemble import BuildOptions, EdgeTypeDef, write_edge_type
+from graphstore.convert import where
 from graphstore.csr_build import EdgeChunk, read_slice
 from graphstore.errors import IngestError
 from graphstore.format import index_dtype
 from graphstore.ids_build import IntCollector, StrCollector
-from graphstore.readers import ColumnRequest, TableSource, detect, read_chunks, where
+from graphstore.readers import ColumnRequest, TableSource, detect, read_chunks
 from graphstore.spec import EdgeFileSpec, IngestSpec
 from graphstore.store import Store, open_store
+from graphstore.store_parts import BuildOptions, EdgeTypeDef, write_edge_type
 from graphstore.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 def ingest(spec: IngestSpec, out_dir: str | Path, options: BuildOptions, *,
            overwrite: bool = False) -> tuple[Store, dict]:
     """Build a store from `spec` at `out_dir`; returns the store and the build report."""
-    from graphstore.features import FeatureInputs, write_node_data
+    from graphstore.feature_inputs import FeatureInputs
+    from graphstore.features import write_node_data
     started = time.perf_counter()
     edge_defs = _edge_defs(spec)
     inputs = FeatureInputs.from_spec(spec)

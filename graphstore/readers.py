@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from graphstore.errors import IngestError
-from graphstore.readers_check import to_kind
+from graphstore.convert import to_kind, where
 
 FORMATS = ("csv", "tsv", "parquet", "npy")
 
@@ -94,13 +94,6 @@ def resolve(source: TableSource, column: str | int) -> str:
     if column in names:
         return column
     raise IngestError(f"{source.path}: no column {column!r}; columns are: {', '.join(names)}")
-
-
-def where(source: TableSource, row: int) -> str:
-    """Human position of 0-based data row `row` (file:line for text files)."""
-    if source.format in ("csv", "tsv"):
-        return f"{source.path}:{row + 1 + int(source.header)}"
-    return f"{source.path}: row {row}"
 
 
 def read_chunks(source: TableSource, requests: Sequence[ColumnRequest],

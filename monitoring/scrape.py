@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.errors import SagewalkError
 from monitoring.discovery import DiscoveryError, read_sd_file
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class PrometheusSource:
         pass
 
 
-class SourceError(OSError):
+class SourceError(SagewalkError, OSError):  # OSError: what callers caught before
     """The configured Prometheus server could not be read."""
 
 

@@ -77,7 +77,7 @@ def _current(out: Path, pairs: int, seed: int, max_shared: int) -> bool:
 
 def build_store(name: str, out: Path, cache: str | Path | None = None) -> None:
     """The source store of benchmark graph `name` at `out` (atomic, by ingest)."""
-    from graphstore.assemble import BuildOptions
+    from graphstore.store_parts import BuildOptions
     from graphstore.ingest import ingest
     from graphstore.spec import load_spec, simple_spec
     options = BuildOptions(feature_dtype="float32")

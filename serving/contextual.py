@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from graphstore.errors import UnknownIdError
 from serving.index import IndexError_, Related, RelatedItems, UnknownItem
 from serving.layerwise import layer_inputs
 
@@ -49,7 +50,7 @@ class ContextualRanker:
     def context_vector(self, context_id: str) -> tuple[int, torch.Tensor]:
         try:
             dense = int(self.store.ids(self.context_type).to_dense([context_id])[0])
-        except Exception as err:   # the store's UnknownIdError names the id
+        except UnknownIdError as err:   # only an unknown id: any other failure is its own
             raise UnknownItem(f"unknown {self.context_type} id {context_id!r}: {err}") from err
         feats = self.store.features(self.context_type)
         f = None if feats is None else torch.from_numpy(np.array(feats[[dense]], np.float32))

@@ -407,10 +407,3 @@ def table(results: dict[str, RankMetrics]) -> str:
         cells.append(f"{r.median_rank:.0f} ± {r.median_rank_se:.0f}")
         lines.append(f"{name:<14} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>16}")
     return "\n".join(lines)
-
-
-def prepare(name: str, root: str | os.PathLike, **kwargs) -> Path:
-    """The holdout directory of benchmark graph `name` under `root` (built once);
-    see serving/benchgraphs.py for the graphs."""
-    from serving.benchgraphs import prepare as _prepare
-    return _prepare(name, root, **kwargs)

@@ -37,7 +37,7 @@ def other_type(store, edge_type: str, item_type: str) -> str:
 
 def write_training_store(store, path: Path, removed: dict[str, np.ndarray], item_type: str):
     from graphstore import build_from_arrays
-    from graphstore.assemble import BuildOptions
+    from graphstore.store_parts import BuildOptions
     edges = {}
     for name, et in store.edge_types.items():
         csr = store.csr(name)

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import json
 
-    from serving.holdout import HoldoutError, load_holdout, prepare, split_store
+    from serving.benchgraphs import prepare
+    from serving.holdout import HoldoutError, load_holdout, split_store
     pairs = args.pairs if args.pairs is not None or args.fraction is not None else 3000
     if args.benchmark:
         out = prepare(args.benchmark, args.root, pairs=pairs, seed=args.seed)

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from graphstore.assemble import BuildOptions
+    from graphstore.store_parts import BuildOptions
     from graphstore.errors import IngestError
     from graphstore.ingest import ingest
     from graphstore.spec import load_spec, simple_spec

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from graphstore.arrays import build_from_arrays
-from graphstore.assemble import BuildOptions
+from graphstore.store_parts import BuildOptions
 from graphstore.csr_build import plan_ranges
 
 

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import graphstore.assemble
+import graphstore.store_parts
 from graphstore import open_store
-from graphstore.assemble import BuildOptions
+from graphstore.store_parts import BuildOptions
 from graphstore.errors import IngestError
 from graphstore.ingest import ingest
 from graphstore.spec import load_spec, simple_spec
@@ -142,7 +142,7 @@ def test_multiple_chunks_and_string_ids_out_of_core(tmp_path):
 
 def test_failure_mid_build_leaves_nothing(tmp_path, monkeypatch):
     (tmp_path / "e.tsv").write_text("a\tb\n1\t2\n3\t4\n")
-    real = graphstore.assemble.build_csr
+    real = graphstore.store_parts.build_csr
     calls = []
 
     def failing(*args, **kwargs):  # the forward CSR is written, then the build dies
@@ -150,7 +150,7 @@ def test_failure_mid_build_leaves_nothing(tmp_path, monkeypatch):
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
-    monkeypatch.setattr(graphstore.assemble, "build_csr", failing)
+    monkeypatch.setattr(graphstore.store_parts, "build_csr", failing)
     with pytest.raises(KeyboardInterrupt):
         ingest(simple_spec(tmp_path / "e.tsv", "a", "b"), tmp_path / "out" / "s", OPTIONS)
     assert len(calls) == 2
@@ -175,7 +175,7 @@ def test_opened_store_matches_report(tmp_path):
 
 CHILD = """
 import resource, sys
-from graphstore.assemble import BuildOptions
+from graphstore.store_parts import BuildOptions
 from graphstore.ingest import ingest
 from graphstore.spec import simple_spec
 ingest(simple_spec(sys.argv[1], "item", "user"), sys.argv[2],

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphstore.assemble import BuildOptions
+from graphstore.store_parts import BuildOptions
 from graphstore.errors import IngestError
 from graphstore.ingest import ingest
 from graphstore.spec import simple_spec

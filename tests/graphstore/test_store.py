@@ -62,7 +62,8 @@ def test_id_maps_both_ways(store):
 
 def test_features_and_attributes(store):
     feats = store.features("item")
-    assert feats.shape == (3, 2) and feats.dtype == np.float32
+    # [graphstore].feature_dtype's default: build_from_arrays builds what ingest does
+    assert feats.shape == (3, 2) and feats.dtype == np.float16
     assert feats[2].tolist() == [4.0, 5.0]
     assert store.features("user") is None
     assert store.attribute_names("item") == ["title"]
@@ -129,3 +130,15 @@ def test_pickles_as_a_path(store):
     assert len(data) < 500
     again = pickle.loads(data)
     assert again.digest == store.digest and again.csr("rates").indices.tolist() == [0, 0, 3, 1]
+
+
+def test_build_from_arrays_defaults_are_the_configs(tmp_path):
+    from graphstore.config import GraphstoreConfig
+    from graphstore.store_parts import BuildOptions
+
+    config = GraphstoreConfig()
+    assert BuildOptions() == BuildOptions.from_config(config)
+    store = build_from_arrays(tmp_path / "s", edges={"r": ("item", "user", [0, 1], [0, 0])},
+                              features={"item": np.ones((2, 3), np.float32)})
+    assert store.features("item").dtype == np.dtype(config.feature_dtype)
+    assert store.manifest["build"]["options"] == BuildOptions().as_dict()

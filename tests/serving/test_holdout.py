@@ -165,16 +165,16 @@ def test_edge_draw_and_benchmark_prepare(tmp_path, monkeypatch):
     assert ho.meta["draw"] == "edge"
     _check_split(src, ho)
     monkeypatch.setitem(benchgraphs.SYNTH, "synth-10k", benchgraphs.Synth(4000, 200, 400))
-    out = H.prepare("synth-10k", tmp_path / "bench", pairs=25)
+    out = benchgraphs.prepare("synth-10k", tmp_path / "bench", pairs=25)
     assert out == tmp_path / "bench" / "synth-10k" / "holdout"
     first = H.load_holdout(out)
     assert first.meta["pairs"] == 25 and first.meta["max_shared"] == 5
     _check_split(open_store(tmp_path / "bench" / "synth-10k" / "store"), first)
     stamp = (out / "holdout.json").stat().st_mtime_ns
-    assert H.prepare("synth-10k", tmp_path / "bench", pairs=25) == out     # reused
+    assert benchgraphs.prepare("synth-10k", tmp_path / "bench", pairs=25) == out     # reused
     assert (out / "holdout.json").stat().st_mtime_ns == stamp
     with pytest.raises(H.HoldoutError, match="unknown benchmark graph"):
-        H.prepare("ml-10m", tmp_path / "bench")
+        benchgraphs.prepare("ml-10m", tmp_path / "bench")
 
 
 def test_failed_split_leaves_nothing(tmp_path, monkeypatch):

@@ -11,19 +11,26 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from graphstore.config import GraphstoreConfig
 from graphstore.csr_build import EdgeChunk, Source, build_csr, csr_source
 from graphstore.errors import StoreError
 from graphstore.format import index_dtype, write_array
 from graphstore.idmap import encode_strings
 
 
+_DEFAULTS = GraphstoreConfig()
+
+
 @dataclass(frozen=True)
 class BuildOptions:
-    memory_budget: int = 256 << 20
-    chunk_rows: int = 1 << 20
-    duplicates: str = "drop"
-    self_loops: str = "drop"
-    feature_dtype: str = "float32"
+    """How a build runs.  The defaults are [graphstore]'s, so
+    `build_from_arrays` builds the store `sagewalk ingest` would."""
+
+    memory_budget: int = _DEFAULTS.memory_budget
+    chunk_rows: int = _DEFAULTS.chunk_rows
+    duplicates: str = _DEFAULTS.duplicates
+    self_loops: str = _DEFAULTS.self_loops
+    feature_dtype: str = _DEFAULTS.feature_dtype
 
     @classmethod
     def from_config(cls, config: Any) -> "BuildOptions":

@@ -1,11 +1,19 @@
 """Converting one column of a chunk to the kind an ingest asked for, and
-pointing at the exact row when a value does not fit."""
+pointing at the exact row (`where`) when a value does not fit."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from graphstore.errors import IngestError
+
+def where(source, row: int) -> str:
+    """Human position of 0-based data row `row` of a TableSource (file:line
+    for text files)."""
+    if source.format in ("csv", "tsv"):
+        return f"{source.path}:{row + 1 + int(source.header)}"
+    return f"{source.path}: row {row}"
+
 
 _EXPECTED = {"int": "an integer", "float": "a number", "str": "a string", "raw": "a value"}
 
@@ -64,6 +72,5 @@ def locate_bad_value(values, kind: str) -> tuple[int, object]:
 
 
 def _raise_at(source, name: str, row: int, kind: str, found: str):
-    from graphstore.readers import where
     raise IngestError(f"{where(source, row)}: column {name!r}: expected {_EXPECTED[kind]}, "
                       f"found {found}; fix the file or declare the column's kind in the spec")
