@@ -185,7 +185,7 @@ class Coordinator:
             ticket = self.ledger.next_ticket(peer.name)
             if ticket is None:
                 break
-            tickets.append([ticket.epoch, ticket.batch, ticket.seed, ticket.hard_negatives])
+            tickets.append(ticket.as_list())
         if tickets:
             self.stats.tickets_issued += len(tickets)
             hook.inc("sagewalk_tickets_issued_total", len(tickets))

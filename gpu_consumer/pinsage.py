@@ -7,8 +7,12 @@ Per layer, for a node u with neighbours N(u) and importance weights α:
     z_u = ReLU(W·[h_u ‖ γ] + w),  z_u ← z_u / ‖z_u‖
 
 then G1, G2 dense layers and a final L2 normalisation.  The layer-wise API
-(`input_vectors`, `convolve`, `finalize`) is what `forward` itself uses, so
-serving's all-node inference computes exactly what training optimised.
+(`input_vectors`, `convolve`, `finalize`) runs the same layers and weights as
+`forward`: `forward` calls each layer's `forward_block` (neighbours indexed in
+the batch, summed by an embedding_bag), `convolve` the layer itself
+(neighbours' vectors already gathered from serving's tables), and the two
+forms give the same result (tests/gpu_consumer/test_pinsage.py), so
+serving's all-node inference computes what training optimised.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from gpu_consumer.tensors import TensorBatch
-from worker.batch import MiniBatch
+from worker.batch import POSITION_FIELDS, MiniBatch
 
 log = logging.getLogger(__name__)
 BAD_BATCH_ENV = "SAGEWALK_TEST_BAD_BATCH"
@@ -52,10 +52,8 @@ def widen(batch: MiniBatch) -> MiniBatch:
     graph = replace(graph, node_sets=tuple(_as(n, np.int64) for n in graph.node_sets),
                     blocks=blocks, context_types=_as(graph.context_types, np.int64),
                     context_ids=_as(graph.context_ids, np.int64))
-    return replace(batch, graph=graph, queries=_as(batch.queries, np.int64),
-                   positives=_as(batch.positives, np.int64),
-                   easy_negatives=_as(batch.easy_negatives, np.int64),
-                   hard_negatives=_as(batch.hard_negatives, np.int64))
+    return replace(batch, graph=graph,
+                   **{name: _as(getattr(batch, name), np.int64) for name in POSITION_FIELDS})
 
 
 def _as(array, dtype):

@@ -2,8 +2,8 @@
 
     session = TrainingSession(config, store, builder)
     session.restore()                      # newest intact checkpoint, if any
-    figures = session.run(stream_factory)  # until the plan is done or stop() is called
-    session.finish()                       # final checkpoint + run_dir/model.pt
+    session.run(stream)                    # a BatchStream; until the plan is done or stop()
+    figures = session.finish()             # last validation, checkpoint, run_dir/model.pt
 
 The session owns the trainer-side state that a checkpoint must carry: model,
 optimiser, RNG, step, the curriculum, the epoch cursor (from the stream),

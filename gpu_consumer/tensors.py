@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
-from worker.batch import MiniBatch
+from worker.batch import POSITION_FIELDS, MiniBatch
 from worker.ticket import Ticket
 
 if TYPE_CHECKING:
@@ -68,10 +68,7 @@ class TensorBatch:
             nbr_weight=tuple(tensor(b.neighbor_weight, torch.float32) for b in graph.blocks),
             ctx_index=tuple(tensor(b.context_index, torch.int64) for b in graph.blocks),
             features=tensor(batch.features),
-            queries=tensor(batch.queries, torch.int64),
-            positives=tensor(batch.positives, torch.int64),
-            easy_negatives=tensor(batch.easy_negatives, torch.int64),
-            hard_negatives=tensor(batch.hard_negatives, torch.int64),
+            **{name: tensor(getattr(batch, name), torch.int64) for name in POSITION_FIELDS},
             context_types=tensor(graph.context_types, torch.int64),
             context_ids=tensor(graph.context_ids, torch.int64),
             context_features=tuple(tensor(f) for f in batch.context_features),

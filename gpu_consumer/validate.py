@@ -2,7 +2,8 @@
 
 For a sample of held-out (query, positive) pairs, the positive is ranked by
 z_q·z against a fixed random pool of candidate items (the query and the
-positive excluded from the pool); a hit is a rank below K.  Chance level is
+positive excluded from the pool) with the one ranking `sagewalk evaluate` uses
+(gpu_consumer/ranking.py: ties count half); a hit is a rank of at most K.  Chance level is
 K / (pool + 1), reported beside the figure so a reader can tell learning from
 luck.  Embeddings come from the sampler's inference batches, i.e. the same
 computation graphs as training, with the model in eval mode.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gpu_consumer import ranking
 from gpu_consumer.tensors import TensorBatch
 
 
@@ -76,15 +78,12 @@ def hit_rate(embed_batch, builder, vset: ValidationSet, *, k: int = 10) -> Valid
 
 def rank_positives(zq: torch.Tensor, zp: torch.Tensor, zc: torch.Tensor, vset: ValidationSet,
                    *, k: int) -> ValidationResult:
-    """Rank of each positive among the candidates (ties count against it)."""
-    pos = (zq * zp).sum(1, keepdim=True)
-    scores = zq @ zc.T
-    cand = torch.from_numpy(vset.candidates)
-    excluded = (cand[None, :] == torch.from_numpy(vset.queries)[:, None]) | (
-        cand[None, :] == torch.from_numpy(vset.positives)[:, None])
-    ahead = ((scores >= pos) & ~excluded).sum(1)
-    hits = (ahead < k).float()
-    result = ValidationResult(hit_rate=float(hits.mean()) if len(hits) else 0.0,
-                              mrr=float((1.0 / (ahead.float() + 1)).mean()) if len(hits) else 0.0,
-                              k=k, pairs=len(hits), candidates=len(vset.candidates))
-    return result
+    """Rank of each positive among the candidates, as `sagewalk evaluate` ranks
+    (gpu_consumer/ranking.py: ties count half, scaled MRR)."""
+    positive = (zq * zp).sum(1).float().numpy()
+    scores = (zq @ zc.T).float().numpy()
+    cand = vset.candidates
+    excluded = (cand[None, :] == vset.queries[:, None]) | (cand[None, :] == vset.positives[:, None])
+    ranks = ranking.positive_ranks(positive, scores, excluded)
+    return ValidationResult(hit_rate=ranking.hit_rate(ranks, k), mrr=ranking.scaled_mrr(ranks),
+                            k=k, pairs=len(ranks), candidates=len(vset.candidates))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from graphstore.errors import UnknownIdError
-from serving.index import IndexError_, Related, RelatedItems, UnknownItem
+from serving.index import ItemIndexError, Related, RelatedItems, UnknownItem
 from serving.layerwise import layer_inputs
 
 
@@ -25,17 +25,17 @@ class ContextualRanker:
     def __init__(self, model, store, job_dir: Path, related: RelatedItems,
                  context_type: str | None = None):
         if getattr(model.spec, "model", None) != "multisage":
-            raise IndexError_("contextual queries need a MultiSage model (trainer.model = "
+            raise ItemIndexError("contextual queries need a MultiSage model (trainer.model = "
                               f"'multisage'); this run has {model.spec.model!r}")
         self.model, self.store, self.index = model, store, related
         types = list(model.context_types)
         if context_type is None:
             if len(types) != 1:
-                raise IndexError_(f"the model has context types {', '.join(types)}; name one "
+                raise ItemIndexError(f"the model has context types {', '.join(types)}; name one "
                                   "with --context-type")
             context_type = types[0]
         if context_type not in types:
-            raise IndexError_(f"context type {context_type!r} is not one of the model's "
+            raise ItemIndexError(f"context type {context_type!r} is not one of the model's "
                               f"context types ({', '.join(types)})")
         self.context_type = context_type
         self.item_type = model.spec.item_type
@@ -72,7 +72,7 @@ class ContextualRanker:
     def related(self, item_id: str, context_id: str, k: int = 10) -> list[Related]:
         """The k items of context `context_id` most related to `item_id` within it."""
         if k < 1:
-            raise IndexError_(f"k must be >= 1, got {k}")
+            raise ItemIndexError(f"k must be >= 1, got {k}")
         self.index.lookup(item_id)          # unknown ids: the index's clear message
         query = int(self.item_ids.to_dense([item_id])[0])
         with torch.inference_mode():
@@ -98,7 +98,7 @@ def _edge_between(store, item_type: str, context_type: str) -> tuple[str, bool]:
             return name, False
         if et.src_type == item_type and et.dst_type == context_type:
             return name, True
-    raise IndexError_(f"the store has no edge type between {item_type!r} and {context_type!r}")
+    raise ItemIndexError(f"the store has no edge type between {item_type!r} and {context_type!r}")
 
 
 def open_ranker(config, related: RelatedItems, run_dir: str | None, job_dir: str | None,
@@ -108,7 +108,7 @@ def open_ranker(config, related: RelatedItems, run_dir: str | None, job_dir: str
     run_dir = run_dir or config.trainer.run_dir
     job_dir = job_dir or str(Path(run_dir) / "embed")
     if not (Path(job_dir) / "neighbors.npy").exists():
-        raise IndexError_(f"{job_dir}: no `sagewalk embed` tables; run `sagewalk embed --run "
+        raise ItemIndexError(f"{job_dir}: no `sagewalk embed` tables; run `sagewalk embed --run "
                           f"{run_dir}` first or pass --embed-dir")
     return ContextualRanker(load_model(run_dir), open_store(config.graphstore.path),
                             Path(job_dir), related, context_type)

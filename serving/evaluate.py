@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from common.errors import SagewalkError
+from gpu_consumer import ranking
 from serving.splits import Interactions, latest_items
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -141,9 +142,8 @@ def pair_metrics(scorer: Scorer, queries: np.ndarray, positives: np.ndarray, *,
     for start in range(0, len(queries), batch):
         q, p = queries[start:start + batch], positives[start:start + batch]
         ranks[start:start + batch] = _ranks(scorer(q), q, p, candidates)
-    return PairResult(len(queries), float(np.mean(ranks <= k)),
-                      float(np.mean(1.0 / np.ceil(ranks / scale))), k, scale,
-                      num_items if candidates is None else len(candidates))
+    return PairResult(len(queries), ranking.hit_rate(ranks, k), ranking.scaled_mrr(ranks, scale),
+                      k, scale, num_items if candidates is None else len(candidates))
 
 
 def _ranks(scores: np.ndarray, q: np.ndarray, p: np.ndarray,
@@ -158,11 +158,7 @@ def _ranks(scores: np.ndarray, q: np.ndarray, p: np.ndarray,
         is_self = np.zeros(pool_scores.shape, bool)
         is_self[rows, q] = True
         is_self[rows, p] = True
-    # Rank 1 + number of candidates strictly better; ties count in the positive's favour
-    # only half, so a constant scorer gets the middle rank rather than the best.
-    better = ((pool_scores > positive[:, None]) & ~is_self).sum(axis=1)
-    ties = ((pool_scores == positive[:, None]) & ~is_self).sum(axis=1)
-    return 1 + better + ties // 2
+    return ranking.positive_ranks(positive, pool_scores, is_self)
 
 
 def pairs_from_split(held: HeldOut, part: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from serving.index import IndexError_, RelatedItems, UnknownItem
+from serving.index import ItemIndexError, RelatedItems, UnknownItem
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class RelatedHandler(BaseHTTPRequestHandler):
             self._send(400, {"error": str(err)})
         except UnknownItem as err:
             self._send(404, {"error": str(err)})
-        except IndexError_ as err:
+        except ItemIndexError as err:
             self._send(400, {"error": str(err)})
 
     def _related(self, params: dict[str, str]) -> dict:

@@ -34,11 +34,11 @@ MAX_LISTS = 4096       # IVF lists at most (nprobe 16 of them keeps recall@10 hi
 TRAIN_PER_LIST = 64    # k-means sample: points per list
 
 
-class IndexError_(SagewalkError):
+class ItemIndexError(SagewalkError):
     """An index cannot be built, opened or queried as asked."""
 
 
-class UnknownItem(IndexError_):
+class UnknownItem(ItemIndexError):
     """A query names an id the index does not hold."""
 
 
@@ -85,7 +85,7 @@ def build_faiss(vectors: np.ndarray, kind: str, *, hnsw_m: int = 32, ef_search: 
         index.nprobe = min(nprobe, nlist)
         params = {"nlist": nlist, "nprobe": index.nprobe}
     else:
-        raise IndexError_(f"index kind {kind!r}: expected 'exact', 'hnsw', 'ivf' or 'auto'")
+        raise ItemIndexError(f"index kind {kind!r}: expected 'exact', 'hnsw', 'ivf' or 'auto'")
     for lo in range(0, n, ADD_ROWS):   # a chunk at a time: `vectors` may be a memmap
         index.add(np.ascontiguousarray(vectors[lo:lo + ADD_ROWS], np.float32))
     return index, params
@@ -133,7 +133,7 @@ def build_index(export_dir: Path, out_dir: Path, *, kind: str = "auto",
     vectors = np.load(export_dir / "embeddings.npy", mmap_mode="r")   # read in chunks
     ids = IdTable.read(export_dir / "ids.txt")
     if len(ids) != len(vectors):
-        raise IndexError_(f"{export_dir}: ids.txt has {len(ids)} lines but embeddings.npy "
+        raise ItemIndexError(f"{export_dir}: ids.txt has {len(ids)} lines but embeddings.npy "
                           f"{len(vectors)} rows; re-export with `sagewalk embed --export`")
     kind = choose_kind(kind, len(vectors))
     index, params = build_faiss(vectors, kind)
@@ -157,7 +157,7 @@ def read_lines(path: Path) -> list[str]:
     try:
         return Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as err:
-        raise IndexError_(f"{path}: not found; build it with `sagewalk embed --export` "
+        raise ItemIndexError(f"{path}: not found; build it with `sagewalk embed --export` "
                           "and `sagewalk index`") from err
 
 
@@ -176,7 +176,7 @@ class IdTable:
         try:
             data = np.fromfile(path, np.uint8)
         except FileNotFoundError as err:
-            raise IndexError_(f"{path}: not found; build it with `sagewalk embed --export` "
+            raise ItemIndexError(f"{path}: not found; build it with `sagewalk embed --export` "
                               "and `sagewalk index`") from err
         if data.size and data[-1] != 10:
             data = np.append(data, np.uint8(10))
@@ -234,11 +234,11 @@ class RelatedItems:
         self.dir = Path(index_dir)
         meta = self.dir / "index.json"
         if not meta.exists():
-            raise IndexError_(f"{self.dir}: no index.json; build the index with "
+            raise ItemIndexError(f"{self.dir}: no index.json; build the index with "
                               "`sagewalk index`")
         self.info = IndexInfo(**json.loads(meta.read_text()))
         if self.info.version != INDEX_VERSION:
-            raise IndexError_(f"{meta}: index version {self.info.version}, this sagewalk "
+            raise ItemIndexError(f"{meta}: index version {self.info.version}, this sagewalk "
                               f"reads {INDEX_VERSION}; rebuild with `sagewalk index`")
         self.index = faiss.read_index(str(self.dir / "index.faiss"))
         self.vectors = np.load(self.dir / "embeddings.npy", mmap_mode="r")
@@ -267,7 +267,7 @@ class RelatedItems:
     def related(self, item_id: str, k: int = 10) -> list[Related]:
         """The k nearest items to `item_id`, itself excluded, best first."""
         if k < 1:
-            raise IndexError_(f"k must be >= 1, got {k}")
+            raise ItemIndexError(f"k must be >= 1, got {k}")
         row = self.lookup(item_id)
         query = np.asarray(self.vectors[row:row + 1], np.float32)
         want = min(k + 1, len(self.ids))

@@ -14,6 +14,12 @@ from sampler.records import Block, ComputationGraph
 from worker.ticket import Ticket
 
 
+# The batch's own position arrays (into graph.targets): int32 on the wire, int64
+# in the model.  The one list of them: the wire form, the receive thread's
+# widening and the TensorBatch all go through it.
+POSITION_FIELDS = ("queries", "positives", "easy_negatives", "hard_negatives")
+
+
 @dataclass(frozen=True)
 class MiniBatch:
     """One training step's worth of data.
@@ -45,13 +51,9 @@ class MiniBatch:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Named arrays for the wire; scalars travel as 0-d/1-d arrays."""
         out = {
-            "ticket": np.array([self.ticket.epoch, self.ticket.batch, self.ticket.seed,
-                                self.ticket.hard_negatives], dtype=np.int64),
+            "ticket": np.array(self.ticket.as_list(), dtype=np.int64),
             "features": self.features,
-            "queries": self.queries,
-            "positives": self.positives,
-            "easy_negatives": self.easy_negatives,
-            "hard_negatives": self.hard_negatives,
+            **{name: getattr(self, name) for name in POSITION_FIELDS},
             "num_dst": np.array([b.num_dst for b in self.graph.blocks], dtype=np.int64),
         }
         for k, nodes in enumerate(self.graph.node_sets):
@@ -70,7 +72,6 @@ class MiniBatch:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "MiniBatch":
-        epoch, batch, seed, hard = (int(v) for v in arrays["ticket"])
         num_dst = arrays["num_dst"]
         blocks = tuple(
             Block(int(n), arrays[f"nbr_index_{k}"], arrays[f"nbr_weight_{k}"],
@@ -82,6 +83,7 @@ class MiniBatch:
         context_features = []
         while f"context_features_{len(context_features)}" in arrays:
             context_features.append(arrays[f"context_features_{len(context_features)}"])
-        return cls(Ticket(epoch, batch, seed, hard), graph, arrays["features"],
-                   arrays["queries"], arrays["positives"], arrays["easy_negatives"],
-                   arrays["hard_negatives"], tuple(context_features))
+        return cls(ticket=Ticket.from_list(arrays["ticket"]), graph=graph,
+                   features=arrays["features"],
+                   **{name: arrays[name] for name in POSITION_FIELDS},
+                   context_features=tuple(context_features))

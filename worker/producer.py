@@ -190,7 +190,7 @@ class Producer:
             self._rejoin("the trainer does not know this producer")
         elif header.type == "tickets" and self.joined:
             for raw in header.body.get("tickets", []):
-                self._todo.put((self.session, Ticket(*(int(v) for v in raw))))
+                self._todo.put((self.session, Ticket.from_list(raw)))
 
     def _rejoin(self, why: str) -> None:
         if self.joined:

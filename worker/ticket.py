@@ -16,6 +16,18 @@ class Ticket:
     seed: int
     hard_negatives: int
 
+    @classmethod
+    def from_list(cls, values) -> "Ticket":
+        """From its wire form, [epoch, batch, seed, hard_negatives] (any ints)."""
+        if len(values) != 4:
+            raise ValueError(f"a ticket is [epoch, batch, seed, hard_negatives], got {values!r}")
+        return cls(*(int(v) for v in values))
+
+    def as_list(self) -> list[int]:
+        """The wire form (msgpack headers, the batch's `ticket` array): the one
+        place the field order is written down."""
+        return [self.epoch, self.batch, self.seed, self.hard_negatives]
+
     @property
     def key(self) -> tuple[int, int]:
         """Identity used for exactly-once acceptance."""

@@ -122,7 +122,8 @@ def encode_batch(batch: MiniBatch, *, digest: str, producer: str,
     """Frames for `batch`: header plus one buffer per array, not copied.
 
     The returned list holds the arrays; the caller must not modify them until
-    ZeroMQ reports the send complete (see `worker.transport.Sender`)."""
+    ZeroMQ reports the send complete (the producer keeps each send's
+    MessageTracker and frames until `tracker.done`: `Producer._in_flight`)."""
     arrays = [(name, np.ascontiguousarray(a)) for name, a in batch.to_arrays().items()]
     for name, a in arrays:
         if a.dtype.str not in DTYPES:
@@ -131,9 +132,8 @@ def encode_batch(batch: MiniBatch, *, digest: str, producer: str,
     buffers = [memoryview(a).cast("B") if a.nbytes else b"" for _, a in arrays]
     hash = default_hash() if hash is None else hash
     checksum = HASHES[hash](buffers) if hash != "none" else 0
-    t = batch.ticket
     header = {"magic": MAGIC, "version": WIRE_VERSION, "type": "batch", "digest": digest,
-              "producer": producer, "ticket": [t.epoch, t.batch, t.seed, t.hard_negatives],
+              "producer": producer, "ticket": batch.ticket.as_list(),
               "arrays": [[n, a.dtype.str, list(a.shape)] for n, a in arrays],
               "hash": hash, "checksum": checksum}
     return [msgpack.packb(header), *buffers]
@@ -249,7 +249,7 @@ def _descriptors(raw: Any) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
 def _ticket(raw: Any) -> Ticket:
     if not (isinstance(raw, list) and len(raw) == 4):
         raise WireError("bad_header", f"ticket {raw!r} is not [epoch, batch, seed, hard]")
-    return Ticket(*(_int(v) for v in raw))
+    return Ticket.from_list([_int(v) for v in raw])
 
 
 def _int(v: Any) -> int:

@@ -32,11 +32,11 @@ def _run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from serving.index import IndexError_, RelatedItems
+    from serving.index import ItemIndexError, RelatedItems
     config = load_config(args)
     k = args.k if args.k is not None else config.serving.top_k
     if k < 1:
-        raise IndexError_(f"-k must be >= 1, got {k}")
+        raise ItemIndexError(f"-k must be >= 1, got {k}")
     related = RelatedItems(Path(args.index))
     row = related.lookup(args.id)
     if args.context is not None:

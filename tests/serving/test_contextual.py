@@ -6,7 +6,7 @@ from gpu_consumer.model import load_model
 from gpu_consumer.tensors import TensorBatch
 from serving import embed as E
 from serving.contextual import ContextualRanker
-from serving.index import IndexError_, RelatedItems, UnknownItem, build_index
+from serving.index import ItemIndexError, RelatedItems, UnknownItem, build_index
 from worker.assemble import BatchBuilder
 
 from tests.serving.test_embed import _setup
@@ -48,9 +48,9 @@ def test_errors_name_the_problem(ranker):
         r.related("5", "99")
     with pytest.raises(UnknownItem, match="unknown id 'zz'"):
         r.related("zz", "3")
-    with pytest.raises(IndexError_, match="k must be >= 1"):
+    with pytest.raises(ItemIndexError, match="k must be >= 1"):
         r.related("5", "3", 0)
-    with pytest.raises(IndexError_, match="context type 'board' is not one of"):
+    with pytest.raises(ItemIndexError, match="context type 'board' is not one of"):
         ContextualRanker(r.model, r.store, r.h_prev.filename and
                          __import__("pathlib").Path(r.h_prev.filename).parent, r.index, "board")
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from serving.index import IndexError_, RelatedItems, UnknownItem, build_index
+from serving.index import ItemIndexError, RelatedItems, UnknownItem, build_index
 
 
 def _export(tmp_path, n=300, d=16, seed=0):
@@ -47,7 +47,7 @@ def test_unknown_id_and_bad_k(tmp_path):
     assert rel.info.kind == "exact" and rel.titles is None
     with pytest.raises(UnknownItem, match="unknown id 'nope'"):
         rel.related("nope")
-    with pytest.raises(IndexError_, match="k must be >= 1"):
+    with pytest.raises(ItemIndexError, match="k must be >= 1"):
         rel.related("m1", 0)
     assert len(rel.related("m1", 100)) == 19
 
@@ -55,7 +55,7 @@ def test_unknown_id_and_bad_k(tmp_path):
 def test_mismatched_ids_are_reported(tmp_path):
     src, _ = _export(tmp_path, n=10)
     (src / "ids.txt").write_text("a\nb\n")
-    with pytest.raises(IndexError_, match="ids.txt has 2 lines but embeddings.npy 10 rows"):
+    with pytest.raises(ItemIndexError, match="ids.txt has 2 lines but embeddings.npy 10 rows"):
         build_index(src, tmp_path / "i")
 
 
