@@ -9,6 +9,7 @@ the bad value and what is allowed on any error, e.g.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import types
 import typing
@@ -17,6 +18,25 @@ from typing import Any, Callable, Mapping
 from common.errors import ConfigError
 
 Check = Callable[[Any], "str | None"]
+
+
+class Choice(str, enum.Enum):
+    """A closed set of string values for a setting (a model, a loss, ...).
+
+    Members are strings: they compare equal to their values, print as them
+    and serialise as them (JSON, TOML, msgpack), so a setting typed with a
+    Choice reads and writes exactly as the plain string did.  A TOML value
+    outside the set is refused with the allowed values listed."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(member.value for member in cls)
 
 
 def setting(default: Any, help: str, *, check: Check | None = None) -> Any:
@@ -133,6 +153,8 @@ def describe(cls: type, path: str = "") -> list[tuple[str, Any, str]]:
             rows.extend(describe(hints[f.name], where))
         else:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if isinstance(default, Choice):
+                default = default.value
             rows.append((where, default, f.metadata.get("help", "")))
     return rows
 
@@ -149,6 +171,8 @@ def _set_in(plain: dict[str, Any], dotted: str, raw: Any) -> dict[str, Any]:
 
 
 def _as_plain(value: Any) -> Any:
+    if isinstance(value, Choice):
+        return value.value
     if dataclasses.is_dataclass(value):
         return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
@@ -199,6 +223,13 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return {str(k): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
     if hint is Any:
         return value
+    if isinstance(hint, type) and issubclass(hint, Choice):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        if value not in hint.values():
+            raise ConfigError(f"{where}: must be one of "
+                              f"{', '.join(map(repr, hint.values()))}, got {value!r}")
+        return hint(value)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")

@@ -4,23 +4,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.schema import (in_range, non_negative, one_of, positive, probability,
-                                   setting)
+from common.schema import (Choice, in_range, non_negative, one_of, positive, probability,
+                           setting)
+from sampler.config import ModelKind
+
+
+class Pooling(Choice):
+    IMPORTANCE = "importance"   # visit-count weighted mean (PinSage)
+    UNIFORM = "uniform"         # plain mean over the real neighbours (ablation)
+
+
+class LossKind(Choice):
+    MAX_MARGIN = "max_margin"
+    SOFTMAX = "softmax"
+
+
+class LrDecay(Choice):
+    COSINE = "cosine"
+    LINEAR = "linear"
+    NONE = "none"
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainerConfig:
-    model: str = setting("pinsage", "Model: 'pinsage' or 'multisage'.",
-                         check=one_of("pinsage", "multisage"))
+    model: ModelKind = setting(ModelKind.PINSAGE, "Model: 'pinsage' or 'multisage'.")
     hidden_dim: int = setting(256, "Width of the convolution layers.", check=positive)
     embedding_dim: int = setting(128, "Width of the final embeddings.", check=positive)
-    pooling: str = setting("importance", "Neighbour pooling: 'importance' (visit-count "
-                           "weighted) or 'uniform' (ablation).", check=one_of("importance", "uniform"))
+    pooling: Pooling = setting(Pooling.IMPORTANCE, "Neighbour pooling: 'importance' "
+                               "(visit-count weighted) or 'uniform' (ablation).")
     id_embedding_buckets: int = setting(0, "Hashed learnable id-embedding table size "
                                         "(0 disables id embeddings).", check=non_negative)
-    loss: str = setting("max_margin", "Ranking loss: 'max_margin' (PinSage's hinge) or "
-                        "'softmax' (sampled softmax over the same negatives).",
-                        check=one_of("max_margin", "softmax"))
+    loss: LossKind = setting(LossKind.MAX_MARGIN, "Ranking loss: 'max_margin' (PinSage's "
+                             "hinge) or 'softmax' (sampled softmax over the same negatives).")
     margin: float = setting(0.1, "Max-margin loss margin Delta.", check=positive)
     temperature: float = setting(0.1, "Softmax loss temperature tau (scores are cosines).",
                                  check=positive)
@@ -54,9 +69,8 @@ class TrainerConfig:
                                    "neighbour: 'mask' (z_t * z_c), 'translation' (z_t + z_c) "
                                    "or 'concat' (ablations).",
                                    check=one_of("mask", "translation", "concat"))
-    lr_decay: str = setting("cosine", "Learning-rate decay after warm-up: 'cosine' (to "
-                            "min_lr_ratio * lr at the last step), 'linear' or 'none'.",
-                            check=one_of("cosine", "linear", "none"))
+    lr_decay: LrDecay = setting(LrDecay.COSINE, "Learning-rate decay after warm-up: 'cosine' "
+                                "(to min_lr_ratio * lr at the last step), 'linear' or 'none'.")
     min_lr_ratio: float = setting(0.1, "Final learning rate as a fraction of lr.",
                                   check=probability)
     weight_decay: float = setting(0.0, "Adam weight decay (L2).", check=non_negative)
@@ -84,3 +98,9 @@ class TrainerConfig:
         "under time_budget_s): the warm-up ends after warmup_steps steps or this share, "
         "whichever comes first, and the decay runs from this share to the end (0: "
         "warmup_steps alone).", check=in_range(0.0, 0.9))
+
+    def relations(self):
+        # MultiSage splits hidden_dim across its attention heads; PinSage has none.
+        if self.model == ModelKind.MULTISAGE and self.hidden_dim % self.attention_heads:
+            yield "attention_heads", (f"must divide trainer.hidden_dim ({self.hidden_dim}) "
+                                      "for trainer.model = 'multisage'; pick a divisor")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import SagewalkError
+from gpu_consumer.config import Pooling
 
 _NORM_EPS = 1e-6
 
@@ -43,7 +44,7 @@ def pooling_weights(weights: torch.Tensor, pooling: str) -> torch.Tensor:
         present = (weights > 0).float()
         return present / present.sum(dim=-1, keepdim=True).clamp_min(1.0)
     raise ModelError(f"trainer.pooling: unknown pooling {pooling!r}; "
-                     "expected 'importance' or 'uniform'")
+                     f"expected {' or '.join(map(repr, Pooling.values()))}")
 
 
 class InputEncoder(nn.Module):

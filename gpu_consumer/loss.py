@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("max_margin", "softmax")
+from gpu_consumer.config import LossKind
+
+LOSSES = LossKind.values()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from gpu_consumer.layers import ModelError
+from sampler.config import ModelKind
 from gpu_consumer.multisage import MultiSage
 from gpu_consumer.pinsage import PinSage
 
@@ -74,10 +75,10 @@ def spec_from(trainer_cfg, store, sampler_cfg) -> ModelSpec:
             f = store.features(name)
             context_dims[name] = 0 if f is None else int(f.shape[1])
     return ModelSpec(
-        model=trainer_cfg.model, feature_dim=0 if feats is None else int(feats.shape[1]),
+        model=str(trainer_cfg.model), feature_dim=0 if feats is None else int(feats.shape[1]),
         hidden_dim=trainer_cfg.hidden_dim, embedding_dim=trainer_cfg.embedding_dim,
         num_layers=sampler_cfg.num_layers, id_embedding_buckets=buckets,
-        pooling=trainer_cfg.pooling, dense_layers=trainer_cfg.dense_layers, item_type=item,
+        pooling=str(trainer_cfg.pooling), dense_layers=trainer_cfg.dense_layers, item_type=item,
         context_dims=context_dims, attention_heads=trainer_cfg.attention_heads,
         context_combine=trainer_cfg.context_combine)
 
@@ -95,7 +96,7 @@ def build_from_spec(spec: ModelSpec) -> nn.Module:
                           context_combine=spec.context_combine)
     else:
         raise ModelError(f"trainer.model: unknown model {spec.model!r}; "
-                         "expected 'pinsage' or 'multisage'")
+                         f"expected {' or '.join(map(repr, ModelKind.values()))}")
     model.spec = spec
     return model
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.schema import in_range, non_negative, one_of, positive, probability, setting
+from common.schema import Choice, in_range, non_negative, one_of, positive, probability, setting
+
+
+class ModelKind(Choice):
+    """The model batches are sampled for ([trainer].model): MultiSage batches
+    carry each neighbour's context node.  Defined here, in the leftmost stage
+    that branches on it, so the sampler, the producers, the trainer and serving
+    share one definition."""
+
+    PINSAGE = "pinsage"
+    MULTISAGE = "multisage"
 
 
 def _rank_range(value) -> str | None:

@@ -20,6 +20,7 @@ import numpy as np
 from common.errors import ConfigError
 from common.schema import to_dict
 from sampler import compgraph, negatives, paging, pairs
+from sampler.config import ModelKind
 from sampler.graph import WalkGraph
 from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods
 from sampler.rng import seed64
@@ -30,7 +31,7 @@ from worker.ticket import Ticket
 # Bump when the batch layout or the sampling semantics change: it is part of
 # the digest, so producers and trainer with different builders refuse each other.
 BUILDER_VERSION = 1
-_MODELS = ("pinsage", "multisage")
+_MODELS = ModelKind.values()
 
 
 class BatchBuilder:
