@@ -5,9 +5,13 @@
     session.run(stream)                    # a BatchStream; until the plan is done or stop()
     figures = session.finish()             # last validation, checkpoint, run_dir/model.pt
 
-The session owns the trainer-side state that a checkpoint must carry: model,
-optimiser, RNG, step, the curriculum, the epoch cursor (from the stream),
-validation history.  Metrics go through `monitoring.hook` only.
+The session runs the loop and decides together with the other ranks
+(distributed consensus) when to checkpoint and stop.  What a checkpoint
+carries comes from three parts: the Trainer (model, optimiser, RNG, step),
+the RunState (this rank's epoch cursor, batches per epoch, examples, budget
+used; gpu_consumer/run_state.py) and the Validator (validation history and
+early stopping; gpu_consumer/validator.py).  Metrics go through
+`monitoring.hook` only.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from gpu_consumer.layers import ModelError
 from gpu_consumer.ledger import EpochPlan
 from gpu_consumer.loss import hard_negatives_for
 from gpu_consumer.model import build_model, export_model
+from gpu_consumer.run_state import RunState
 from gpu_consumer.train import Trainer, resolve_device
-from gpu_consumer.validate import ValidationSet, hit_rate
+from gpu_consumer.validator import Validator
 from monitoring import hook
 
 log = logging.getLogger(__name__)
@@ -48,9 +53,9 @@ class TrainingSession:
     def __init__(self, config, store, builder, *, rank: distributed.Rank | None = None,
                  clock=time.monotonic):
         self.config, self.cfg, self.builder = config, config.trainer, builder
-        # trainer.time_budget_s: seconds trained (carried in checkpoints) and the clock
-        self.clock, self.trained_seconds, self._run_started = clock, 0.0, None
-        self._budget_last, self.budget_spent, self.last_lr = False, False, None
+        # trainer.time_budget_s: the clock (seconds trained are in run_state)
+        self.clock, self._run_started = clock, None
+        self._budget_last, self.last_lr = False, None
         self.rank = rank or distributed.Rank()
         self.run_dir = self.cfg.run_dir
         self.device = resolve_device(self.cfg.device, self.rank.local_rank)
@@ -63,16 +68,12 @@ class TrainingSession:
         model = build_model(self.cfg, store, config.sampler)
         self.trainer = Trainer(model, self.cfg, total_steps=self.total_steps(),
                                device=self.device)
-        self.cursor: dict | None = None
-        self.epoch_done: dict[int, int] = {}
-        self.examples = 0
-        self.validation: list[dict] = []
-        self.best_hit_rate, self.bad_passes = -1.0, 0
+        self.run_state = RunState()
+        self.validator = Validator(builder, self.num_items, self.cfg)
         self.stop_reason = ""
         self.last_checkpoint = 0.0
         self._stop = threading.Event()
         self._busy: deque[tuple[float, float]] = deque()
-        self._vset: ValidationSet | None = None
         self.stream = None
 
     # -- the plan ----------------------------------------------------------------
@@ -105,10 +106,8 @@ class TrainingSession:
     # -- checkpoints ---------------------------------------------------------------
     def rank_state(self) -> dict:
         """What each rank resumes from: its own epoch cursor and counts (plain data)."""
-        return {"rank": self.rank.rank,
-                "cursor": self.stream.state_dict() if self.stream is not None else self.cursor,
-                "epoch_done": {str(k): v for k, v in self.epoch_done.items()},
-                "examples": self.examples}
+        return self.run_state.rank_state(
+            self.rank.rank, self.stream.state_dict() if self.stream is not None else None)
 
     def state(self, ranks: list[dict] | None = None) -> dict:
         """The checkpoint: model, optimiser, RNG and step (identical on every
@@ -122,11 +121,9 @@ class TrainingSession:
             curriculum={"epoch": self.current_epoch(),
                         "hard_negatives": self.hard_negatives(self.current_epoch()),
                         "schedule": list(self.cfg.hard_negative_schedule)},
-            epoch_done={str(k): v for k, v in self.epoch_done.items()},
-            examples=self.examples, validation=list(self.validation),
-            best_hit_rate=self.best_hit_rate, bad_passes=self.bad_passes,
-            budget={"time_budget_s": self.cfg.time_budget_s,
-                    "trained_seconds": self.elapsed_seconds(), "spent": self.budget_spent})
+            epoch_done={str(k): v for k, v in self.run_state.epoch_done.items()},
+            examples=self.run_state.examples, **self.validator.state(),
+            budget=self.run_state.budget_state(self.cfg.time_budget_s, self.elapsed_seconds()))
         return state
 
     def restore(self) -> bool:
@@ -141,16 +138,8 @@ class TrainingSession:
                 "model settings")
         mine = self._own_rank_state(state)
         self.trainer.load_state_dict(state)
-        self.cursor = mine["cursor"]
-        self.epoch_done = {int(k): int(v) for k, v in mine["epoch_done"].items()}
-        self.examples = int(mine["examples"])
-        self.validation = list(state["validation"])
-        self.best_hit_rate, self.bad_passes = state["best_hit_rate"], int(state["bad_passes"])
-        budget = state.get("budget", {})
-        self.trained_seconds = float(budget.get("trained_seconds", 0.0))
-        # spent under this very budget: a larger trainer.time_budget_s trains on
-        self.budget_spent = (bool(budget.get("spent", False))
-                             and float(budget.get("time_budget_s", 0.0)) == self.cfg.time_budget_s)
+        self.run_state.restore(mine, state.get("budget", {}), self.cfg.time_budget_s)
+        self.validator.load(state)
         log.info("resumed from %s at step %d (epoch %d)", state["_path"], self.trainer.step,
                  self.current_epoch() + 1)
         return True
@@ -193,7 +182,7 @@ class TrainingSession:
 
     def current_epoch(self) -> int:
         for epoch in range(self.cfg.epochs):
-            if self.epoch_done.get(epoch, 0) < self.batches_in(epoch):
+            if self.run_state.epoch_done.get(epoch, 0) < self.batches_in(epoch):
                 return epoch
         return self.cfg.epochs - 1
 
@@ -207,10 +196,11 @@ class TrainingSession:
         budget = self.cfg.time_budget_s
         # A run that stopped for its budget ended its decay: a resume has nothing left
         # (the last step may have been planned up to one step time before the end).
-        if budget and (self.budget_spent or self.trained_seconds >= budget):
+        done = self.run_state
+        if budget and (done.budget_spent or done.trained_seconds >= budget):
             log.warning("trainer.time_budget_s = %g s is spent (%.1f s trained, carried in the "
                         "checkpoint); raise it or use a fresh trainer.run_dir to train more",
-                        budget, self.trained_seconds)
+                        budget, done.trained_seconds)
             self.stop("time_budget")
             return
         self._run_started = self.clock()
@@ -218,7 +208,7 @@ class TrainingSession:
             if not self._train_own_batches(stream) and self.rank.world_size > 1:
                 self._idle_to_the_end()
         finally:
-            self.trained_seconds, self._run_started = self.elapsed_seconds(), None
+            self.run_state.trained_seconds, self._run_started = self.elapsed_seconds(), None
         if not self.stop_reason:
             self.stop_reason = "completed"
 
@@ -227,7 +217,7 @@ class TrainingSession:
         """Seconds trained under trainer.time_budget_s: earlier runs' (from the
         checkpoint) plus this run's time in `run` (steps, data waits, validation)."""
         running = self.clock() - self._run_started if self._run_started is not None else 0.0
-        return self.trained_seconds + running
+        return self.run_state.trained_seconds + running
 
     def _before_step(self) -> None:
         """Tell the trainer how much of the budget will be spent by the end of
@@ -293,9 +283,8 @@ class TrainingSession:
                 return
 
     def _account(self, ticket, result, wall: float) -> None:
-        self.examples += result.examples
+        self.run_state.count(ticket, result.examples)
         self.last_lr = result.lr
-        self.epoch_done[ticket.epoch] = self.epoch_done.get(ticket.epoch, 0) + 1
         now = self.clock()
         self._busy.append((now, result.seconds, wall))
         while self._busy and self._busy[0][0] < now - BUSY_WINDOW_S:
@@ -309,7 +298,7 @@ class TrainingSession:
         hook.set("sagewalk_trainer_busy_ratio", min(1.0, busy))
         hook.set("sagewalk_epoch", epoch + 1)
         hook.set("sagewalk_epoch_progress_ratio",
-                 self.epoch_done.get(epoch, 0) / max(1, self.batches_in(epoch)))
+                 self.run_state.epoch_done.get(epoch, 0) / max(1, self.batches_in(epoch)))
         hook.set("sagewalk_curriculum_hard_negatives", self.hard_negatives(epoch))
         if self.trainer.step % 50 == 0 or self.trainer.step == 1:
             log.info("step %d epoch %d loss %.4f (easy %.4f hard %.4f) lr %.2e %.0f ex/s "
@@ -322,14 +311,14 @@ class TrainingSession:
         step, cfg = self.trainer.step, self.cfg
         if cfg.validate_every and step % cfg.validate_every == 0:
             self.validate()
-            if cfg.early_stopping_patience and self.bad_passes >= cfg.early_stopping_patience:
+            if self.validator.patience_spent:
                 self.stop("early_stopping")
         if cfg.max_steps and step >= cfg.max_steps:
             self.stop("max_steps")
         if self._budget_last:
             log.info("step %d: time budget of %g s spent (%.1f s), lr %.3g", step,
                      cfg.time_budget_s, self.elapsed_seconds(), self.trainer.current_lr())
-            self.budget_spent = True
+            self.run_state.budget_spent = True
             self.stop("time_budget")
         # One all-reduce decides for every rank: stop together, checkpoint at
         # the same step (the checkpoint gathers every rank's cursor).
@@ -343,35 +332,14 @@ class TrainingSession:
         return stop
 
     def validate(self) -> dict | None:
-        pairs = self.builder.validation_pairs()
-        if len(pairs[0]) == 0:
-            return None
-        if self._vset is None:
-            self._vset = ValidationSet.draw(pairs, self.num_items,
-                                            max_pairs=self.cfg.validation_queries,
-                                            max_candidates=self.cfg.validation_candidates,
-                                            seed=self.cfg.seed)
-        started = time.perf_counter()
-        result = hit_rate(self.trainer.embed, self.builder, self._vset, k=self.cfg.validation_k)
-        entry = {"step": self.trainer.step, "hit_rate": result.hit_rate, "mrr": result.mrr,
-                 "chance": result.chance, "pairs": result.pairs,
-                 "candidates": result.candidates}
-        self.validation.append(entry)
-        if result.hit_rate > self.best_hit_rate:
-            self.best_hit_rate, self.bad_passes = result.hit_rate, 0
-        else:
-            self.bad_passes += 1
-        hook.set("sagewalk_validation_hit_rate", result.hit_rate, k=str(result.k))
-        log.info("validation step %d: hit-rate@%d %.4f (chance %.4f, %d pairs, %d candidates, "
-                 "%.1f s)", entry["step"], result.k, result.hit_rate, result.chance,
-                 result.pairs, result.candidates, time.perf_counter() - started)
-        return entry
+        """A validation pass now (see Validator); its entry, None without pairs."""
+        return self.validator.validate(self.trainer.embed, self.trainer.step)
 
     # -- the end ------------------------------------------------------------------
     def finish(self, *, export: bool = True) -> dict:
         """Final validation (unless stopped by a signal), checkpoint and model
         export (rank 0); the run's training figures."""
-        validated = self.validation and self.validation[-1]["step"] == self.trainer.step
+        validated = self.validator.validated_at(self.trainer.step)
         if (self.rank.is_main and self.cfg.validate_every and self.trainer.step and not validated
                 and self.stop_reason in ("completed", "max_steps", "early_stopping",
                                          "time_budget")):
@@ -383,11 +351,11 @@ class TrainingSession:
                                           {"step": self.trainer.step}))
             log.info("model for serving: %s (gpu_consumer.model.load_model(run_dir))",
                      model_path)
-        return {"steps": self.trainer.step, "examples": self.examples,
-                "epochs_done": {str(k): v for k, v in sorted(self.epoch_done.items())},
-                "stop_reason": self.stop_reason, "validation": self.validation,
+        return {"steps": self.trainer.step, "examples": self.run_state.examples,
+                "epochs_done": self.run_state.epochs_done(),
+                "stop_reason": self.stop_reason, "validation": self.validator.history,
                 **self.budget_figures(),
-                "best_hit_rate": self.best_hit_rate if self.validation else None,
+                "best_hit_rate": self.validator.best,
                 "model_path": model_path,
                 "device": str(self.device), "bf16": self.trainer.bf16,
                 "world_size": self.rank.world_size}
@@ -398,7 +366,7 @@ class TrainingSession:
         short (by the budget, max_steps or a signal)."""
         epochs = [{"epoch": e, "batches_done": n, "batches_planned": self.batches_in(e),
                    "complete": n >= self.batches_in(e)}
-                  for e, n in sorted(self.epoch_done.items())]
+                  for e, n in sorted(self.run_state.epoch_done.items())]
         cut = [e for e in epochs if not e["complete"]]
         return {"time_budget_s": self.cfg.time_budget_s,
                 "trained_seconds": round(self.elapsed_seconds(), 3),

@@ -94,7 +94,7 @@ def _open_stream(config, builder, session, rank):
                  "producers; gradients are averaged each step", rank.rank, rank.world_size,
                  rank.world_size, rank.rank)
     stream = BatchStream(config.worker, digest=builder.digest, plan=session.plan,
-                         cursor=session.cursor, prefetch=config.trainer.prefetch,
+                         cursor=session.run_state.cursor, prefetch=config.trainer.prefetch,
                          endpoint=rank_endpoint(config.worker.trainer_endpoint, rank.rank))
     return stream.start()
 

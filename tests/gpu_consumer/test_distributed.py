@@ -153,7 +153,7 @@ def session_rank_main(rank, world, port, store_path, out_dir):
         torch.manual_seed(rank)  # different initial weights: the broadcast makes them equal
         session = TrainingSession(config, store, builder, rank=me)
         resumed = session.restore()
-        stream = LedgerBatches(builder, session.plan, session.cursor)
+        stream = LedgerBatches(builder, session.plan, session.run_state.cursor)
         session.run(stream)
         session.finish(export=False)
         dist.barrier()  # rank 0's checkpoint is written before anyone restores it

@@ -67,10 +67,10 @@ def test_runs_the_plan_with_the_curriculum_in_its_tickets(store, tmp_path):
     stream = InProcessBatches(s.builder, s.plan)
     s.run(stream)
     assert s.trainer.step == 6 and s.stop_reason == "completed"
-    assert s.epoch_done == {0: 3, 1: 3}
+    assert s.run_state.epoch_done == {0: 3, 1: 3}
     assert [t.hard_negatives for t in stream.tickets] == [0, 0, 0, 1, 1, 1]
-    assert [v["step"] for v in s.validation] == [2, 4, 6]
-    assert all(0.0 <= v["hit_rate"] <= 1.0 and v["chance"] > 0 for v in s.validation)
+    assert [v["step"] for v in s.validator.history] == [2, 4, 6]
+    assert all(0.0 <= v["hit_rate"] <= 1.0 and v["chance"] > 0 for v in s.validator.history)
 
 
 def test_finish_checkpoints_exports_and_a_new_session_resumes(store, tmp_path):
@@ -86,8 +86,8 @@ def test_finish_checkpoints_exports_and_a_new_session_resumes(store, tmp_path):
         assert torch.equal(exported.state_dict()[k], v), k
     again = session(store, tmp_path)
     assert again.restore()
-    assert again.trainer.step == 6 and again.epoch_done == {0: 3, 1: 3}
-    assert again.cursor == stream.state_dict() and len(again.validation) == 3
+    assert again.trainer.step == 6 and again.run_state.epoch_done == {0: 3, 1: 3}
+    assert again.run_state.cursor == stream.state_dict() and len(again.validator.history) == 3
     for k, v in s.trainer.model.state_dict().items():
         assert torch.equal(again.trainer.model.state_dict()[k], v), k
 
@@ -97,13 +97,13 @@ def test_interrupted_run_resumes_where_it_stopped(store, tmp_path):
     s.run(InProcessBatches(s.builder, s.plan))
     assert s.stop_reason == "max_steps" and s.trainer.step == 4
     s.finish(export=False)
-    assert [v["step"] for v in s.validation] == [2, 4]
+    assert [v["step"] for v in s.validator.history] == [2, 4]
     resumed = session(store, tmp_path)
     resumed.restore()
-    stream = InProcessBatches(resumed.builder, resumed.plan, resumed.cursor)
+    stream = InProcessBatches(resumed.builder, resumed.plan, resumed.run_state.cursor)
     resumed.run(stream)
     assert [t.key for t in stream.tickets] == [(1, 1), (1, 2)]
-    assert resumed.trainer.step == 6 and resumed.epoch_done == {0: 3, 1: 3}
+    assert resumed.trainer.step == 6 and resumed.run_state.epoch_done == {0: 3, 1: 3}
 
 
 def test_early_stopping_after_passes_without_improvement(store, tmp_path):
@@ -224,13 +224,13 @@ def test_resume_carries_the_budget_spent(store, tmp_path):
     s.finish(export=False)
     clock.now += 500.0                            # the trainer was down: not budget time
     resumed = budget_session(store, tmp_path, clock, "trainer.time_budget_s=10")
-    assert resumed.restore() and resumed.trained_seconds == pytest.approx(4.0)
-    resumed.run(ClockedBatches(clock, resumed.builder, resumed.plan, resumed.cursor))
+    assert resumed.restore() and resumed.run_state.trained_seconds == pytest.approx(4.0)
+    resumed.run(ClockedBatches(clock, resumed.builder, resumed.plan, resumed.run_state.cursor))
     assert resumed.stop_reason == "time_budget" and resumed.trainer.step <= 10
     assert resumed.last_lr == pytest.approx(0.001)
     assert resumed.elapsed_seconds() == pytest.approx(4.0 + resumed.trainer.step - 4)
     resumed.finish(export=False)
     spent = budget_session(store, tmp_path, clock, "trainer.time_budget_s=10")
     spent.restore()
-    spent.run(ClockedBatches(clock, spent.builder, spent.plan, spent.cursor))
+    spent.run(ClockedBatches(clock, spent.builder, spent.plan, spent.run_state.cursor))
     assert spent.stop_reason == "time_budget" and spent.trainer.step == resumed.trainer.step

@@ -10,7 +10,7 @@ from test_session import InProcessBatches, session, store  # noqa: F401 (store: 
 
 
 def _train(s):
-    s.run(InProcessBatches(s.builder, s.plan, s.cursor))
+    s.run(InProcessBatches(s.builder, s.plan, s.run_state.cursor))
     return s
 
 
