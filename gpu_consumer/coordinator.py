@@ -20,6 +20,7 @@ from gpu_consumer.ledger import Ledger
 from monitoring import hook
 from worker import wire
 from worker.batch import MiniBatch
+from worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Stats:
 
 
 class Coordinator:
-    def __init__(self, sock, worker_cfg, *, digest: str, ledger: Ledger,
+    def __init__(self, sock, worker_cfg: WorkerConfig, *, digest: str, ledger: Ledger,
                  deliver: Callable[[MiniBatch], None], has_room: Callable[[], bool],
                  audit=None):
         self.sock = sock

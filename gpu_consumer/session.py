@@ -20,11 +20,13 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING, Protocol
 from dataclasses import asdict
 
 from common.errors import ConfigError, SagewalkError
 from common.schema import to_dict
 from gpu_consumer import checkpoint, distributed
+from gpu_consumer.config import TrainerConfig
 from gpu_consumer.layers import ModelError
 from gpu_consumer.ledger import EpochPlan
 from gpu_consumer.loss import hard_negatives_for
@@ -33,6 +35,11 @@ from gpu_consumer.run_state import RunState
 from gpu_consumer.train import Trainer, resolve_device
 from gpu_consumer.validator import Validator
 from monitoring import hook
+from sampler.config import SamplerConfig
+
+if TYPE_CHECKING:  # annotations only: importing the builder would load numba
+    from graphstore.store import Store
+    from worker.assemble import BatchBuilder
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +56,17 @@ class TrainingStepError(SagewalkError):
     """A training step raised; the message names the batch's ticket."""
 
 
+class RunConfig(Protocol):
+    """The composed config (sagewalk.config.Config) as a session reads it: the
+    [sampler] and [trainer] sections; all of it is saved in each checkpoint."""
+
+    sampler: SamplerConfig
+    trainer: TrainerConfig
+
+
 class TrainingSession:
-    def __init__(self, config, store, builder, *, rank: distributed.Rank | None = None,
-                 clock=time.monotonic):
+    def __init__(self, config: RunConfig, store: Store, builder: BatchBuilder, *,
+                 rank: distributed.Rank | None = None, clock=time.monotonic):
         self.config, self.cfg, self.builder = config, config.trainer, builder
         # trainer.time_budget_s: the clock (seconds trained are in run_state)
         self.clock, self._run_started = clock, None

@@ -27,6 +27,7 @@ from gpu_consumer.receiver import to_tensor_batch
 from gpu_consumer.tensors import TensorBatch
 from monitoring import hook
 from worker.batch import MiniBatch
+from worker.config import WorkerConfig
 from worker.ticket import Ticket
 
 __all__ = ["BatchStream", "EpochPlan"]
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class BatchStream:
-    def __init__(self, worker_cfg, *, digest: str, plan: EpochPlan, cursor: dict | None = None,
+    def __init__(self, worker_cfg: WorkerConfig, *, digest: str, plan: EpochPlan, cursor: dict | None = None,
                  prefetch: int = 8, endpoint: str | None = None, pin: bool | None = None):
         self.cfg = worker_cfg
         self.digest = digest

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gpu_consumer import distributed
+from gpu_consumer.config import TrainerConfig
 from gpu_consumer.layers import ModelError
 from gpu_consumer.loss import ranking_loss
 from gpu_consumer.optim import learning_rate, make_optimizer, set_learning_rate
@@ -53,7 +54,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, cfg, *, total_steps: int,
+    def __init__(self, model: torch.nn.Module, cfg: TrainerConfig, *, total_steps: int,
                  device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or resolve_device(cfg.device)

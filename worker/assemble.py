@@ -20,7 +20,8 @@ import numpy as np
 from common.errors import ConfigError
 from common.schema import to_dict
 from sampler import compgraph, negatives, paging, pairs
-from sampler.config import ModelKind
+from graphstore.store import Store
+from sampler.config import ModelKind, SamplerConfig
 from sampler.graph import WalkGraph
 from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods
 from sampler.rng import seed64
@@ -35,7 +36,8 @@ _MODELS = ModelKind.values()
 
 
 class BatchBuilder:
-    def __init__(self, store, sampler_cfg, *, model: str = "pinsage"):
+    def __init__(self, store: Store, sampler_cfg: SamplerConfig, *,
+                 model: ModelKind | str = ModelKind.PINSAGE):
         if model not in _MODELS:
             raise ConfigError(f"trainer.model: expected one of {', '.join(_MODELS)}, "
                               f"got {model!r}")
