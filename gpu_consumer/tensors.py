@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from worker.batch import POSITION_FIELDS, MiniBatch
 from worker.ticket import Ticket
 
@@ -51,26 +53,25 @@ class TensorBatch:
     def from_minibatch(cls, batch: MiniBatch, *, pin: bool = False) -> "TensorBatch":
         import torch
 
-        def tensor(array, dtype=None):
+        def tensor(array):
             if array is None:
                 return None
             t = torch.from_numpy(array)
-            if dtype is not None and t.dtype != dtype:
-                t = t.to(dtype)
             return t.pin_memory() if pin else t
 
+        batch = widen(batch)   # the dtypes are decided there, once
         graph = batch.graph
         return cls(
             ticket=batch.ticket,
             num_dst=tuple(b.num_dst for b in graph.blocks),
-            node_sets=tuple(tensor(n, torch.int64) for n in graph.node_sets),
-            nbr_index=tuple(tensor(b.neighbor_index, torch.int64) for b in graph.blocks),
-            nbr_weight=tuple(tensor(b.neighbor_weight, torch.float32) for b in graph.blocks),
-            ctx_index=tuple(tensor(b.context_index, torch.int64) for b in graph.blocks),
+            node_sets=tuple(tensor(n) for n in graph.node_sets),
+            nbr_index=tuple(tensor(b.neighbor_index) for b in graph.blocks),
+            nbr_weight=tuple(tensor(b.neighbor_weight) for b in graph.blocks),
+            ctx_index=tuple(tensor(b.context_index) for b in graph.blocks),
             features=tensor(batch.features),
-            **{name: tensor(getattr(batch, name), torch.int64) for name in POSITION_FIELDS},
-            context_types=tensor(graph.context_types, torch.int64),
-            context_ids=tensor(graph.context_ids, torch.int64),
+            **{name: tensor(getattr(batch, name)) for name in POSITION_FIELDS},
+            context_types=tensor(graph.context_types),
+            context_ids=tensor(graph.context_ids),
             context_features=tuple(tensor(f) for f in batch.context_features),
         )
 
@@ -87,3 +88,23 @@ class TensorBatch:
         skip = {"ticket", "num_dst"}
         return replace(self, **{f.name: move(getattr(self, f.name))
                                 for f in fields(self) if f.name not in skip})
+
+
+def widen(batch: MiniBatch) -> MiniBatch:
+    """The MiniBatch with every index array int64 and weights float32 (what the
+    model takes), with numpy; arrays already so are kept, not copied."""
+    graph = batch.graph
+    blocks = tuple(replace(b, neighbor_index=_as(b.neighbor_index, np.int64),
+                           neighbor_weight=_as(b.neighbor_weight, np.float32),
+                           context_index=_as(b.context_index, np.int64)) for b in graph.blocks)
+    graph = replace(graph, node_sets=tuple(_as(n, np.int64) for n in graph.node_sets),
+                    blocks=blocks, context_types=_as(graph.context_types, np.int64),
+                    context_ids=_as(graph.context_ids, np.int64))
+    return replace(batch, graph=graph,
+                   **{name: _as(getattr(batch, name), np.int64) for name in POSITION_FIELDS})
+
+
+def _as(array, dtype):
+    if array is None or array.dtype == dtype:
+        return array
+    return array.astype(dtype)

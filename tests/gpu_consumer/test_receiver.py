@@ -11,7 +11,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "worker"))
 from synthetic import synthetic_batch  # noqa: E402
 
-from gpu_consumer.receiver import to_tensor_batch, widen  # noqa: E402
+from gpu_consumer.receiver import to_tensor_batch  # noqa: E402
+from gpu_consumer.tensors import widen  # noqa: E402
 from worker.ticket import Ticket  # noqa: E402
 
 
