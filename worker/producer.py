@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from graphstore.config import GraphstoreConfig
 from monitoring import hook
-from sampler.config import SamplerConfig
+from sampler.config import ModelKind, SamplerConfig
 from worker import wire
 from worker.config import WorkerConfig
 from worker.ticket import Ticket
@@ -52,7 +52,7 @@ class ProducerSpec:
     worker: WorkerConfig
     graphstore: GraphstoreConfig = field(default_factory=GraphstoreConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    model: str = "pinsage"         # trainer.model: which neighbourhoods to sample
+    model: ModelKind = ModelKind.PINSAGE  # trainer.model: which neighbourhoods to sample
     builder: str = "worker.producer:default_builder"  # "module:callable(spec) -> builder"
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no /metrics; 0: any free port

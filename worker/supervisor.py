@@ -29,10 +29,14 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from common.errors import ConfigError, SagewalkError
+from graphstore.config import GraphstoreConfig
 from monitoring import hook
+from monitoring.config import MonitoringConfig
+from sampler.config import SamplerConfig
+from worker.config import WorkerConfig
 from worker.producer import ProducerSpec, main as producer_main
 
 log = logging.getLogger(__name__)
@@ -72,15 +76,24 @@ class Slot:
     started: float = 0.0
 
 
+class SupervisedConfig(Protocol):
+    """The composed config (sagewalk.config.Config) as the supervisor reads it."""
+
+    graphstore: GraphstoreConfig
+    sampler: SamplerConfig
+    worker: WorkerConfig
+    monitoring: MonitoringConfig
+    trainer: Any        # only its .model (a ModelKind): [trainer] is gpu_consumer's section
+
+
 @dataclass
 class Supervisor:
-    """Keeps `config.worker.producers` producers alive.  `config` is the composed
-    config (sagewalk.config.Config): the supervisor reads its graphstore,
-    sampler, worker and monitoring sections and trainer.model.  `reload`
-    returns the config read afresh (SIGHUP); None: SIGHUP changes nothing."""
+    """Keeps `config.worker.producers` producers alive, each given its frozen
+    sections in a ProducerSpec.  `reload_config` returns the config read afresh
+    (SIGHUP: its producer count is applied); None: SIGHUP changes nothing."""
 
-    config: Any
-    reload_config: Callable[[], Any] | None = None
+    config: SupervisedConfig
+    reload_config: Callable[[], SupervisedConfig] | None = None
     endpoint: str | None = None         # --connect; default worker.trainer_endpoint
     builder: str = DEFAULT_BUILDER
     store_path: str | None = None       # checked after a crash; default builder: graphstore.path
