@@ -161,3 +161,18 @@ def test_checker_finds_circles_through_lazy_and_relative_imports(tmp_path):
         "graphstore/c.py": "import graphstore.a\n",
         "graphstore/d.py": "from graphstore import a\n"})
     assert circles(import_graph(root)) == [["graphstore.a", "graphstore.b", "graphstore.c"]]
+
+
+def test_the_config_schema_and_the_cli_parser_import_nothing_heavy():
+    """sagewalk.config reads every stage's section: loading it (and `sagewalk
+    --help`) must not pull in numpy, torch or numba through a stage package."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys, sagewalk.config, sagewalk.cli; sagewalk.cli.build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'numpy', 'torch', 'numba', 'zmq', 'pyarrow'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
