@@ -54,10 +54,17 @@ def run(config, fresh: bool = False) -> int:
     session.restore()  # NoIntactCheckpoint when every checkpoint is damaged
     server = _metrics_server(config, rank)
     started = time.time()
+    # The handlers go in before the stream binds its socket: a SIGTERM that comes
+    # once the trainer is reachable must checkpoint, not kill it.  With several
+    # ranks the stream stays open until all agree to stop.
+    opened: list = []
+    _install_signals(session, (lambda: opened and opened[0]()) if rank.world_size == 1
+                     else None)
     stream = _open_stream(config, builder, session, rank)
     close_stream = _once(stream.close)
-    # With several ranks the stream stays open until all agree to stop.
-    _install_signals(session, close_stream if rank.world_size == 1 else None)
+    opened.append(close_stream)
+    if session.stop_reason and rank.world_size == 1:
+        close_stream()   # signalled while the stream was opening: nothing to wait for
     try:
         if server is not None:
             server.drain_on_signals()  # /readyz: "draining" from the signal on
