@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from graphstore.errors import IngestError
-from graphstore.convert import to_kind, where
+from graphstore.convert import to_kind
 
 FORMATS = ("csv", "tsv", "parquet", "npy")
 
