@@ -127,3 +127,33 @@ def test_liveness_must_allow_one_late_heartbeat(heartbeat, liveness):
     else:
         with pytest.raises(ConfigError, match="worker.liveness_s: must be >= 2 x"):
             config.from_dict(data)
+
+
+@pytest.mark.parametrize("setting, message", [
+    # One bad value in every section, the closed choices among them: the exact
+    # line the CLI printed before the sections moved into their stages and the
+    # choices became Enums (taken from that tree).
+    ("graphstore.feature_dtype=float64",
+     "graphstore.feature_dtype: must be one of 'float16', 'float32', got 'float64'"),
+    ("graphstore.memory_budget=0", "graphstore.memory_budget: must be > 0, got 0"),
+    ("sampler.negative_distribution=zipf",
+     "sampler.negative_distribution: must be one of 'uniform', 'degree', got 'zipf'"),
+    ("sampler.hard_negative_rank=[5,1]",
+     "sampler.hard_negative_rank: must be [lo, hi] with 0 <= lo < hi, got (5, 1)"),
+    ("worker.credits=0", "worker.credits: must be > 0, got 0"),
+    ("trainer.model=gcn", "trainer.model: must be one of 'pinsage', 'multisage', got 'gcn'"),
+    ("trainer.model=3", "trainer.model: expected a string, got 3"),
+    ("trainer.loss=bpr", "trainer.loss: must be one of 'max_margin', 'softmax', got 'bpr'"),
+    ("trainer.pooling=max",
+     "trainer.pooling: must be one of 'importance', 'uniform', got 'max'"),
+    ("trainer.lr_decay=step",
+     "trainer.lr_decay: must be one of 'cosine', 'linear', 'none', got 'step'"),
+    ("serving.index=flat",
+     "serving.index: must be one of 'auto', 'exact', 'hnsw', 'ivf', got 'flat'"),
+    ("monitoring.dashboard_refresh_s=0", "monitoring.dashboard_refresh_s: must be > 0, got 0.0"),
+    ("bogus.x=1", "bogus: unknown setting; known settings here: graphstore, monitoring, "
+     "sampler, serving, trainer, worker"),
+])
+def test_each_sections_messages_are_unchanged_word_for_word(capsys, setting, message):
+    status, err = cli_error(capsys, "--set", setting)
+    assert status == 2 and err == f"sagewalk config: error: {message}\n"
