@@ -19,8 +19,8 @@ import numpy as np
 
 from common.errors import ConfigError
 from common.schema import to_dict
-from sampler import compgraph, negatives, paging, pairs
 from graphstore.store import Store
+from sampler import compgraph, negatives, paging, pairs
 from sampler.config import ModelKind, SamplerConfig
 from sampler.graph import WalkGraph
 from sampler.neighbourhoods import multisage_neighbourhoods, pinsage_neighbourhoods
