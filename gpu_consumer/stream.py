@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 class BatchStream:
-    def __init__(self, worker_cfg: WorkerConfig, *, digest: str, plan: EpochPlan, cursor: dict | None = None,
-                 prefetch: int = 8, endpoint: str | None = None, pin: bool | None = None):
+    def __init__(self, worker_cfg: WorkerConfig, *, digest: str, plan: EpochPlan,
+                 cursor: dict | None = None, prefetch: int = 8, endpoint: str | None = None,
+                 pin: bool | None = None):
         self.cfg = worker_cfg
         self.digest = digest
         self.plan = plan

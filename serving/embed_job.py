@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import SagewalkError
-from sampler.config import SamplerConfig
+from sampler.config import ModelKind, SamplerConfig
 from serving import layerwise
 
 
@@ -49,7 +49,7 @@ class EmbedResult:
 
 def neighbourhood_width(job: EmbedJob, model_kind: str) -> int:
     cfg = job.sampler
-    return cfg.multisage_num_neighbors if model_kind == "multisage" else cfg.num_neighbors
+    return cfg.multisage_num_neighbors if model_kind == ModelKind.MULTISAGE else cfg.num_neighbors
 
 
 def make_neighbourhood_fn(store, job: EmbedJob, model_kind: str):
@@ -71,6 +71,6 @@ def runner_for(job: EmbedJob, mode: str = "r+") -> layerwise.ChunkRunner:
     n = store.node_types[model.spec.item_type]
     tables = layerwise.open_tables(Path(job.out_dir), n, neighbourhood_width(job, kind),
                                    model.spec.hidden_dim, model.spec.embedding_dim,
-                                   model.num_layers, kind == "multisage", mode)
+                                   model.num_layers, kind == ModelKind.MULTISAGE, mode)
     fn = make_neighbourhood_fn(store, job, kind)
     return layerwise.ChunkRunner(store, model, tables, fn, model.spec.item_type)

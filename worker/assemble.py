@@ -151,7 +151,7 @@ class BatchBuilder:
 
     def _sampler(self, seed: int):
         c = self.cfg
-        if self.model == "multisage":
+        if self.model == ModelKind.MULTISAGE:
             def sample(nodes, ptr, items):
                 return multisage_neighbourhoods(
                     self.graph, nodes, num_walks=c.num_walks, walk_length=c.walk_length,
@@ -166,7 +166,7 @@ class BatchBuilder:
         return sample
 
     def _context_count(self) -> int:
-        return len(self.graph.context_types) if self.model == "multisage" else 0
+        return len(self.graph.context_types) if self.model == ModelKind.MULTISAGE else 0
 
     def _item_degrees(self):
         if self.cfg.negative_distribution != "degree":

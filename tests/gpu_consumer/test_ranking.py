@@ -19,7 +19,8 @@ def test_ties_count_half_and_excluded_candidates_not_at_all():
     ranks = ranking.positive_ranks(np.array([0.5, 0.5]), pool, excluded)
     assert ranks.tolist() == [1 + 0 + 3 // 2, 1 + 0 + 5 // 2]
     assert ranking.hit_rate(ranks, 2) == 0.5
-    assert ranking.scaled_mrr(np.array([1, 150, 250]), 100) == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    assert ranking.scaled_mrr(np.array([1, 150, 250]), 100) == pytest.approx(
+        (1 + 1 / 2 + 1 / 3) / 3)
     assert ranking.scaled_mrr(np.array([4]), 1) == 0.25
 
 
