@@ -20,8 +20,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
 from dataclasses import asdict
+from typing import TYPE_CHECKING, Protocol
 
 from common.errors import ConfigError, SagewalkError
 from common.schema import to_dict
