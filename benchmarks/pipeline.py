@@ -83,7 +83,7 @@ def measure(tmp: Path, producers: int, mode: str, batches: int, args) -> dict:
     plan = EpochPlan(1, num_batches=lambda e: batches + warmup)
     stream = BatchStream(config.worker, digest=builder.digest, plan=plan,
                          prefetch=config.trainer.prefetch).start()
-    supervisor = Supervisor(config, config_path=str(path))
+    supervisor = Supervisor(config)   # its producers get these sections
     thread = threading.Thread(target=supervisor.run, daemon=True)
     thread.start()
     session = TrainingSession(config, builder.store, builder) if mode == "train" else None

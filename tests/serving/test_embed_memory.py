@@ -12,7 +12,7 @@ import pytest
 
 from graphstore import build_from_arrays
 from gpu_consumer.model import build_model, export_model
-from sagewalk.config import load, to_dict
+from sagewalk.config import load
 from serving import embed as E
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def build(tmp: Path, items: int, hidden: int = 16, dim: int = 8, feature_dim: in
 def test_chunks_leave_nothing_of_the_tables_or_the_store_mapped(tmp_path):
     store, cfg, _ = build(tmp_path, 300)
     job = E.EmbedJob(str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "job"),
-                     to_dict(cfg.sampler), chunk_nodes=64, processes=1)
+                     cfg.sampler, chunk_nodes=64, processes=1)
     result = E.embed_all(job, progress=False)
     assert result.chunks_run == 5 * 5
     runner = E._RUNNER                      # the in-process runner that did the work
@@ -64,7 +64,7 @@ def test_chunks_leave_nothing_of_the_tables_or_the_store_mapped(tmp_path):
 def test_export_streams_in_chunks_and_matches_the_table(tmp_path, monkeypatch):
     store, cfg, _ = build(tmp_path, 300)
     job = E.EmbedJob(str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "job"),
-                     to_dict(cfg.sampler), chunk_nodes=128, processes=1)
+                     cfg.sampler, chunk_nodes=128, processes=1)
     result = E.embed_all(job, progress=False)
     monkeypatch.setattr(E, "EXPORT_ROWS", 7)   # 43 chunks, the last one short
     out = E.export(result.out_dir, store, "item", tmp_path / "exp")
