@@ -20,8 +20,9 @@ import numpy as np
 FAULT_AROUND = 128 << 10   # twice Linux's default fault_around_bytes
 
 
-def _mapping(array: np.ndarray):
-    """(mmap object, byte offset of array[0] in it), or (None, 0)."""
+def mapping(array: np.ndarray):
+    """(mmap object, byte offset of array[0] in it), or (None, 0) for an array
+    that is not memory-mapped."""
     mm = getattr(array, "_mmap", None)
     if mm is None:
         return None, 0
@@ -33,7 +34,7 @@ def drop(array: np.ndarray, lo: int | None = None, hi: int | None = None) -> int
     """Unmap rows lo:hi (default all) of a memory-mapped array from this
     process (rounded out to whole pages; dirty pages are written first).
     A no-op for an array that is not memory-mapped.  Returns the bytes released."""
-    mm, base = _mapping(array)
+    mm, base = mapping(array)
     if mm is None or array.size == 0:
         return 0
     row = array.itemsize * (int(np.prod(array.shape[1:])) if array.ndim > 1 else 1)

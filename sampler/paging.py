@@ -27,6 +27,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from graphstore.pages import mapping
 from sampler.rng import walk_state
 from sampler.walk_kernels import (BAD_ID, OK, _arrive, _count_seed, _read_contexts,
                                   _to_context_positions, _to_item_positions)
@@ -148,7 +149,7 @@ def should_page(graph, mode: str, limit: int | None = None) -> bool:
     the processes' own: batches, model, runtime)."""
     if mode in ("on", "off"):
         return mode == "on"
-    mapped = all(getattr(a, "_mmap", None) is not None
+    mapped = all(mapping(a)[0] is not None
                  for a in (graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item))
     return mapped and walk_bytes(graph) > (memory_limit() if limit is None else limit) // 2
 
@@ -179,8 +180,7 @@ def resident_rows(graph, budget_bytes: int) -> int:
 
     def lock(array, lo_byte, nbytes) -> bool:
         nonlocal locked
-        mm = getattr(array, "_mmap", None)
-        if mm is None or nbytes <= 0:
+        if mapping(array)[0] is None or nbytes <= 0:
             return False
         base = array.ctypes.data
         start = (base + lo_byte) // mmap.PAGESIZE * mmap.PAGESIZE

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from graphstore.pages import mapping
 from sampler.prefetch import prefetch
 from sampler.rng import advance, below, seed64, walk_state
 
@@ -198,11 +199,10 @@ def will_need(array, *index_arrays) -> int:
     a np.memmap.  Returns the number of madvise calls made (from a numba loop:
     thousands of runs a pass cost microseconds, not a Python call each)."""
     import mmap
-    mm = getattr(array, "_mmap", None)
+    mm, base = mapping(array)                         # base: array[0]'s offset in it
     if mm is None or not index_arrays:
         return 0
-    addr = np.frombuffer(mm, np.uint8).ctypes.data   # the mapping's start
-    base = array.ctypes.data - addr                   # array[0]'s offset in it
+    addr = array.ctypes.data - base                   # the mapping's start
     offsets = np.concatenate([np.asarray(ix, np.int64) for ix in index_arrays])
     pages = np.unique((base + offsets * array.itemsize) // mmap.PAGESIZE)
     if pages.size == 0:
