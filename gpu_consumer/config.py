@@ -14,6 +14,11 @@ class Pooling(Choice):
     UNIFORM = "uniform"         # plain mean over the real neighbours (ablation)
 
 
+class Convolution(Choice):
+    RESIDUAL = "residual"       # z = h + γ + W·[h ‖ γ], W zero at start; head likewise
+    PAPER = "paper"             # Algorithm 1 as printed: ReLU(W·[h ‖ ReLU(Q·h_v)]), L2 per layer
+
+
 class LossKind(Choice):
     MAX_MARGIN = "max_margin"
     SOFTMAX = "softmax"
@@ -30,6 +35,10 @@ class TrainerConfig:
     model: ModelKind = setting(ModelKind.PINSAGE, "Model: 'pinsage' or 'multisage'.")
     hidden_dim: int = setting(256, "Width of the convolution layers.", check=positive)
     embedding_dim: int = setting(128, "Width of the final embeddings.", check=positive)
+    convolution: Convolution = setting(
+        Convolution.RESIDUAL, "Layer form: 'residual' (h + gamma + W.[h || gamma], W zero at "
+        "start, a residual head; keeps items apart, docs/quality.md) or 'paper' (PinSage's "
+        "Algorithm 1 as printed: ReLU and L2 per layer; collapses id-only inputs).")
     pooling: Pooling = setting(Pooling.IMPORTANCE, "Neighbour pooling: 'importance' "
                                "(visit-count weighted) or 'uniform' (ablation).")
     id_embedding_buckets: int = setting(0, "Hashed learnable id-embedding table size "

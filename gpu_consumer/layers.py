@@ -82,20 +82,37 @@ class InputEncoder(nn.Module):
 
 class DenseHead(nn.Module):
     """PinSage's final G1, G2: ReLU between dense layers, the last one linear
-    without bias (z ← G2·ReLU(G1·z + g)), then onto the unit sphere."""
+    without bias (z ← G2·ReLU(G1·z + g)), then onto the unit sphere.
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int):
+    residual: z ← P·h + G2·ReLU(G1·h + g) with the last layer zero at the
+    start, so the head begins as P (the identity when in_dim == out_dim, else
+    a fixed-at-start linear map, trained like the rest) and learns a
+    correction, instead of squashing every input through the ReLU and the
+    biases first (docs/quality.md)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int, *,
+                 residual: bool = False):
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (layers - 1) + [out_dim]
         self.layers = nn.ModuleList(
             nn.Linear(a, b, bias=(i < layers - 1)) for i, (a, b) in enumerate(zip(dims, dims[1:])))
+        self.residual = bool(residual)
+        self.skip = None
+        if self.residual:
+            nn.init.zeros_(self.layers[-1].weight)
+            if in_dim != out_dim:
+                self.skip = nn.Linear(in_dim, out_dim, bias=False)
+                nn.init.normal_(self.skip.weight, std=in_dim ** -0.5)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = h
         for i, layer in enumerate(self.layers):
-            h = layer(h)
+            x = layer(x)
             if i < len(self.layers) - 1:
-                h = F.relu(h)
-        return l2_normalise(h.float())
+                x = F.relu(x)
+        if self.residual:
+            x = x + (h if self.skip is None else self.skip(h))
+        return l2_normalise(x.float())
 
 
 def gather_neighbours(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

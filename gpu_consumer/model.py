@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
 _AUTO_BUCKETS = 1 << 18
 MODEL_FORMAT = "sagewalk-model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2              # 2: the layer form (spec.convolution)
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class ModelSpec:
     context_dims: dict[str, int] = field(default_factory=dict)
     attention_heads: int = 4
     context_combine: str = "mask"
+    convolution: str = "residual"
 
 
 def context_types(store, sampler_cfg) -> list[str]:
@@ -80,7 +81,7 @@ def spec_from(trainer_cfg, store, sampler_cfg) -> ModelSpec:
         num_layers=sampler_cfg.num_layers, id_embedding_buckets=buckets,
         pooling=str(trainer_cfg.pooling), dense_layers=trainer_cfg.dense_layers, item_type=item,
         context_dims=context_dims, attention_heads=trainer_cfg.attention_heads,
-        context_combine=trainer_cfg.context_combine)
+        context_combine=trainer_cfg.context_combine, convolution=str(trainer_cfg.convolution))
 
 
 def build_from_spec(spec: ModelSpec) -> nn.Module:
@@ -89,7 +90,7 @@ def build_from_spec(spec: ModelSpec) -> nn.Module:
                   id_embedding_buckets=spec.id_embedding_buckets, pooling=spec.pooling,
                   dense_layers=spec.dense_layers, item_type=spec.item_type)
     if spec.model == "pinsage":
-        model = PinSage(**common)
+        model = PinSage(**common, convolution=spec.convolution)
     elif spec.model == "multisage":
         model = MultiSage(**common, context_dims=dict(spec.context_dims),
                           attention_heads=spec.attention_heads,

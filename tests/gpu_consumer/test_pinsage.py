@@ -23,16 +23,55 @@ def test_forward_shapes_and_unit_sphere():
     assert torch.allclose(out.norm(dim=1), torch.ones(len(out)), atol=1e-5)
 
 
-def test_every_parameter_gets_a_gradient():
+def _loss(m, batch):
+    return max_margin_loss(m(batch), batch.queries, batch.positives, batch.easy_negatives,
+                           batch.hard_negatives, margin=0.5).loss
+
+
+@pytest.mark.parametrize("form", ["paper", "residual"])
+def test_every_parameter_gets_a_gradient(form):
+    """The residual form's zero-initialised last layers pass no gradient to
+    the layer before them until they have moved once: after one step, every
+    parameter learns."""
     batch = make_batch(2)
-    m = model(id_embedding_buckets=64)
-    out = m(batch)
-    max_margin_loss(out, batch.queries, batch.positives, batch.easy_negatives,
-                    batch.hard_negatives, margin=0.5).loss.backward()
+    m = model(id_embedding_buckets=64, convolution=form)
+    if form == "residual":
+        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+        _loss(m, batch).backward()
+        opt.step()
+        m.zero_grad()
+    _loss(m, batch).backward()
     for name, p in m.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+def test_residual_form_starts_as_importance_propagation_of_the_inputs():
+    torch.manual_seed(0)
+    conv = PinSageConv(4, 4, "importance")
+    h_self, h_nbrs = torch.randn(3, 4), torch.randn(3, 5, 4)
+    weights = torch.softmax(torch.randn(3, 5), 1)
+    expected = h_self + (weights.unsqueeze(-1) * h_nbrs).sum(1)
+    assert torch.allclose(conv(h_self, h_nbrs, weights), expected, atol=1e-6)
+    with pytest.raises(ModelError, match="width"):
+        PinSageConv(4, 6, "importance")
+
+
+def _mean_cosine(z):
+    z = torch.nn.functional.normalize(z, dim=1)
+    return float((z @ z.T).mean())
+
+
+def test_residual_form_keeps_id_only_items_apart_where_the_paper_form_collapses():
+    """docs/quality.md: untrained on id embeddings alone, Algorithm 1's ReLUs
+    and biases embed every item alike; the residual form does not."""
+    batch = make_batch(3)
+    kw = dict(feature_dim=0, hidden_dim=32, embedding_dim=32, id_embedding_buckets=1000)
+    paper = _mean_cosine(model(convolution="paper", **kw)(batch).detach())
+    residual = _mean_cosine(model(convolution="residual", **kw)(batch).detach())
+    assert paper > 0.5
+    assert residual < 0.3
 
 
 def test_conv_matches_algorithm_1_for_both_poolings():
@@ -42,7 +81,7 @@ def test_conv_matches_algorithm_1_for_both_poolings():
                             [1.0, 0.0, 0.0, 0.0, 0.0],
                             [0.2, 0.2, 0.2, 0.2, 0.2]])
     for pooling in ("importance", "uniform"):
-        conv = PinSageConv(4, 6, pooling)
+        conv = PinSageConv(4, 6, pooling, "paper")
         nbr = torch.relu(conv.Q(h_nbrs))
         alpha = weights if pooling == "importance" else (weights > 0).float() / (
             (weights > 0).sum(1, keepdim=True))
@@ -54,7 +93,7 @@ def test_conv_matches_algorithm_1_for_both_poolings():
 
 def test_importance_and_uniform_pooling_differ_only_for_unequal_weights():
     torch.manual_seed(0)
-    imp, uni = PinSageConv(4, 6, "importance"), PinSageConv(4, 6, "uniform")
+    imp, uni = PinSageConv(4, 4, "importance"), PinSageConv(4, 4, "uniform")
     uni.load_state_dict(imp.state_dict())
     h_self, h_nbrs = torch.randn(2, 4), torch.randn(2, 3, 4)
     skewed = torch.tensor([[0.9, 0.05, 0.05], [0.6, 0.4, 0.0]])
@@ -65,7 +104,7 @@ def test_importance_and_uniform_pooling_differ_only_for_unequal_weights():
 
 def test_padding_contributes_nothing():
     torch.manual_seed(0)
-    conv = PinSageConv(4, 6, "importance")
+    conv = PinSageConv(4, 4, "importance")
     h_self, h_nbrs = torch.randn(1, 4), torch.randn(1, 3, 4)
     weights = torch.tensor([[0.5, 0.5, 0.0]])
     changed = h_nbrs.clone()
@@ -76,7 +115,7 @@ def test_padding_contributes_nothing():
 
 
 def test_isolated_node_gets_a_finite_embedding():
-    conv = PinSageConv(4, 6, "uniform")
+    conv = PinSageConv(4, 4, "uniform")
     out = conv(torch.randn(1, 4), torch.randn(1, 3, 4), torch.zeros(1, 3))
     assert torch.isfinite(out).all()
 
