@@ -1,4 +1,24 @@
-"""The PinSage ablation table on MovieLens-1M (DGL's leave-last-out protocol).
+"""The quality tables: datasets x methods x baselines, and the PinSage ablations.
+
+Two modes.  --holdouts ROOT (issue 11's table): for every benchmark graph
+(`sagewalk holdout --benchmark NAME --root ROOT`; ml-100k, ml-1m, synth-10k,
+synth-50k) and every method, run what a user runs, as subprocesses:
+
+    sagewalk train --config F --minutes M      (the real daemons; unset
+                                                settings picked from the store)
+    sagewalk embed --config F --export DIR
+
+and score the export on the graph's held-out pairs with the code of
+`sagewalk evaluate --holdout`, beside item-kNN, exact PPR, SVD and popularity
+on the same pairs, in both protocols (all items; beyond the query's
+neighbours).  F sets only the store, the item type and the run directory,
+plus the method's settings (HOLDOUT_METHODS).
+
+    python benchmarks/quality.py --holdouts /tmp/bench [--graphs a,b] [--methods m,n]
+                                 [--minutes 10] [--out DIR]
+
+Without --holdouts: the PinSage ablation table on MovieLens-1M (DGL's
+leave-last-out protocol).
 
 Variants, each trained for the same wall-clock budget by the real daemons
 (`sagewalk up`), embedded layer by layer and scored by the same code as the
@@ -37,16 +57,38 @@ VARIANTS = {
 }
 
 
+# Method -> settings on top of what `sagewalk train` picks.
+HOLDOUT_METHODS = {
+    "pinsage": [],
+    "pinsage-uniform": ["trainer.pooling=uniform"],
+    "pinsage-no-hard": ["trainer.hard_negative_schedule=[0]"],
+    "pinsage-paper-layers": ["trainer.convolution=paper"],
+    "multisage": ["trainer.model=multisage"],
+}
+GRAPHS = ("ml-100k", "ml-1m", "synth-10k", "synth-50k")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--holdouts", default=None, metavar="ROOT",
+                        help="benchmark graphs' root (`sagewalk holdout --benchmark`)")
+    parser.add_argument("--graphs", default=",".join(GRAPHS))
+    parser.add_argument("--methods", default="pinsage")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training budget per run (default 10 with --holdouts, else 5)")
     parser.add_argument("--out", default="/tmp/sagewalk-quality")
     parser.add_argument("--cache", default=None)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.holdouts:
+        print(json.dumps(holdout_table(Path(args.holdouts), args.graphs.split(","),
+                                       args.methods.split(","),
+                                       0.5 if args.quick else args.minutes or 10.0,
+                                       Path(args.out).resolve())))
+        return
     names = args.variants.split(",")
-    minutes = args.minutes
+    minutes = args.minutes or 5.0
     if args.quick:
         names, minutes = names[:2], 0.5
     print(json.dumps(run(Path(args.out).resolve(), args.cache, names, minutes)))
@@ -88,6 +130,73 @@ def run(out: Path, cache: str | None, names: list[str], minutes: float) -> dict:
                                     "seconds": round(time.monotonic() - started, 1)}
         print(f"{name}: {report['variants'][name]}", file=sys.stderr, flush=True)
     return report
+
+
+def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: float,
+                  out: Path) -> dict:
+    unknown = [m for m in methods if m not in HOLDOUT_METHODS]
+    if unknown:
+        sys.exit(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(HOLDOUT_METHODS)}")
+    report = {"minutes": minutes, "graphs": {}}
+    for graph in graphs:
+        holdout = root / graph / "holdout"
+        if not (holdout / "holdout.json").exists():
+            sys.exit(f"{holdout}: no holdout; build it with "
+                     f"`sagewalk holdout --benchmark {graph} --root {root}`")
+        entry = {"methods": {}, "baselines": _holdout_baselines(holdout)}
+        for method in methods:
+            entry["methods"][method] = _train_and_score(holdout, method, minutes,
+                                                        out / graph / method)
+            print(f"{graph} {method}: {json.dumps(entry['methods'][method])}",
+                  file=sys.stderr, flush=True)
+        report["graphs"][graph] = entry
+    return report
+
+
+def _train_and_score(holdout: Path, method: str, minutes: float, out: Path) -> dict:
+    import shutil
+    import subprocess
+
+    from serving import holdout as ho
+    held = ho.load_holdout(holdout)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    config = out / "config.toml"
+    config.write_text(f'[graphstore]\npath = "{held.store.path}"\n'
+                      f'[sampler]\nitem_type = "{held.item_type}"\n'
+                      f'[trainer]\nrun_dir = "{out / "run"}"\n')
+    sets = [x for item in HOLDOUT_METHODS[method] for x in ("--set", item)]
+    started = time.monotonic()
+    for verb in (["train", "--minutes", str(minutes)], ["embed", "--export", str(out / "export"),
+                                                         "--no-progress"]):
+        with open(out / f"{verb[0]}.log", "w") as log:
+            done = subprocess.run([sys.executable, "-m", "sagewalk", verb[0], "--config",
+                                   str(config), *sets, *verb[1:]], stdout=log,
+                                  stderr=subprocess.STDOUT)
+        if done.returncode:
+            sys.exit(f"{verb[0]} failed (exit {done.returncode}); see {out / (verb[0] + '.log')}")
+    summary = json.loads((out / "run" / "run_summary.json").read_text())
+    scorer = {"model": ho.embedding_scorer(held, out / "export")}
+    result = {"steps": summary.get("steps"), "seconds": round(time.monotonic() - started, 1)}
+    for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
+        result[mode] = ho.evaluate(held, scorer, exclude_neighbours=exclude)["model"].as_dict()
+    return result
+
+
+def _holdout_baselines(holdout: Path) -> dict:
+    """Baselines on the same pairs, both protocols, cached in holdout/baselines.json
+    (the cache benchmarks/holdout_ab.py keeps too)."""
+    from serving import holdout as ho
+    held = ho.load_holdout(holdout)
+    cache = holdout / "baselines.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
+        if mode not in known:
+            scorers = ho.baseline_scorers(held.store, held.item_type, held.context_types)
+            known[mode] = {name: r.as_dict() for name, r in
+                           ho.evaluate(held, scorers, exclude_neighbours=exclude).items()}
+            cache.write_text(json.dumps(known, indent=1))
+    return known
 
 
 if __name__ == "__main__":
