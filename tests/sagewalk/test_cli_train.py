@@ -21,7 +21,7 @@ def stats(items=3883, item_degree=250.0, context_degree=160.0, feature_dim=0):
 def test_rules_follow_the_store_and_the_budget():
     config, choices = autoplan.fill_unset(load(None), set(), stats(), 600.0)
     t, s = config.trainer, config.sampler
-    assert (t.loss, t.temperature, t.embedding_dim, t.hidden_dim) == ("softmax", 0.1, 64, 64)
+    assert (t.loss, t.temperature, t.embedding_dim, t.hidden_dim) == ("softmax", 0.3, 64, 64)
     assert t.id_embedding_buckets == 3883 and s.batch_size == 256 and s.walk_length == 2
     assert t.warmup_fraction == 0.1 and t.hard_negative_schedule == (0, 1, 2)
     sparse, _ = autoplan.fill_unset(load(None), set(), stats(items=10**6, item_degree=2.0,
