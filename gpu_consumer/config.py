@@ -51,6 +51,11 @@ class TrainerConfig:
     in_batch_negatives: bool = setting(
         False, "Also use the other examples' positives as negatives (free: they are "
         "embedded already; they follow the positives' popularity, unlike uniform negatives).")
+    candidate_prior: bool = setting(
+        False, "Learn a per-item prior beta (a linear map of the item's last hidden vector, "
+        "zero at start) exported as an extra last column [z || beta]; every score becomes "
+        "z_q.z_c + beta_c (queries are [z || 1]), so popular items can rank higher than "
+        "cosine alone allows (docs/quality.md, docs/serving.md).")
     hard_negative_schedule: tuple[int, ...] = setting(
         [], "Hard negatives per example in epoch 1, 2, ...; empty means PinSage's n-1 at "
         "epoch n.")

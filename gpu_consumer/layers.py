@@ -88,10 +88,15 @@ class DenseHead(nn.Module):
     start, so the head begins as P (the identity when in_dim == out_dim, else
     a fixed-at-start linear map, trained like the rest) and learns a
     correction, instead of squashing every input through the ReLU and the
-    biases first (docs/quality.md)."""
+    biases first (docs/quality.md).
+
+    prior: also a scalar β = b·h + c of the head's input, returned as an
+    extra last column [z ‖ β] (gpu_consumer/prior.py): the candidate prior a
+    unit vector cannot express.  b and c start at zero, so training starts
+    from the cosine-only scores."""
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int, *,
-                 residual: bool = False):
+                 residual: bool = False, prior: bool = False):
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (layers - 1) + [out_dim]
         self.layers = nn.ModuleList(
@@ -103,6 +108,12 @@ class DenseHead(nn.Module):
             if in_dim != out_dim:
                 self.skip = nn.Linear(in_dim, out_dim, bias=False)
                 nn.init.normal_(self.skip.weight, std=in_dim ** -0.5)
+        # Created last, so the other weights draw the same initial values
+        # whether the prior is on or off.
+        self.prior = nn.Linear(in_dim, 1) if prior else None
+        if self.prior is not None:
+            nn.init.zeros_(self.prior.weight)
+            nn.init.zeros_(self.prior.bias)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = h
@@ -112,7 +123,10 @@ class DenseHead(nn.Module):
                 x = F.relu(x)
         if self.residual:
             x = x + (h if self.skip is None else self.skip(h))
-        return l2_normalise(x.float())
+        z = l2_normalise(x.float())
+        if self.prior is None:
+            return z
+        return torch.cat([z, self.prior(h).float()], dim=-1)
 
 
 def gather_neighbours(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,11 @@ a small catalogue happens early for most of them; the softmax keeps weighting
 the negatives that still outrank the positive, which is what HITS@K measures.
 Whatever the loss, the logged easy/hard figures are the mean hinge violations
 so runs with either loss read alike.
+
+With the candidate prior (trainer.candidate_prior, gpu_consumer/prior.py) the
+embeddings are [z ‖ β] and every score above, the positive's and each
+negative's alike, is as_queries(v_q)·v_c = z_q·z_c + β_c: the candidate's
+prior is learned by the same loss that learns z.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from gpu_consumer.config import LossKind
+from gpu_consumer.prior import queries_for
 
 LOSSES = LossKind.values()
 
@@ -41,7 +47,7 @@ class LossParts:
 def ranking_loss(kind: str, embeddings: torch.Tensor, queries: torch.Tensor,
                  positives: torch.Tensor, easy_negatives: torch.Tensor,
                  hard_negatives: torch.Tensor, *, margin: float, temperature: float = 0.1,
-                 in_batch: bool = False) -> LossParts:
+                 in_batch: bool = False, prior: bool = False) -> LossParts:
     """embeddings [T, d] of the batch targets; the other arguments are
     positions into it (hard_negatives [B, h], h may be 0; entries < 0 are padding).
 
@@ -49,12 +55,17 @@ def ranking_loss(kind: str, embeddings: torch.Tensor, queries: torch.Tensor,
     that are neither this example's positive nor its query).  They are
     embedded already, so they cost one [B, B] product, and they follow the
     positives' distribution, popular items included, where uniform easy
-    negatives are mostly obscure ones.  Counted with the easy negatives."""
+    negatives are mostly obscure ones.  Counted with the easy negatives.
+
+    prior: the embeddings are [z ‖ β] (trainer.candidate_prior); queries score
+    as [z ‖ 1], so each candidate's β adds to its score.  Told by the trainer,
+    not guessed from the width, which cannot tell a prior column from one
+    more dimension."""
     if kind not in LOSSES:
         raise ValueError(f"trainer.loss: unknown loss {kind!r}; expected one of "
                          f"{', '.join(LOSSES)}")
     z = embeddings.float()
-    q = z[queries]
+    q = queries_for(z[queries], prior)
     pos = (q * z[positives]).sum(-1, keepdim=True)                 # [B, 1]
     scores, mask, n_easy = _negative_scores(z, q, queries, positives, easy_negatives,
                                             hard_negatives, in_batch)
@@ -72,10 +83,10 @@ def ranking_loss(kind: str, embeddings: torch.Tensor, queries: torch.Tensor,
 
 
 def max_margin_loss(embeddings, queries, positives, easy_negatives, hard_negatives,
-                    margin: float, in_batch: bool = False) -> LossParts:
+                    margin: float, in_batch: bool = False, prior: bool = False) -> LossParts:
     """PinSage's hinge loss (see ranking_loss)."""
     return ranking_loss("max_margin", embeddings, queries, positives, easy_negatives,
-                        hard_negatives, margin=margin, in_batch=in_batch)
+                        hard_negatives, margin=margin, in_batch=in_batch, prior=prior)
 
 
 def _negative_scores(z, q, queries, positives, easy_negatives, hard_negatives, in_batch):

@@ -48,6 +48,7 @@ class ModelSpec:
     attention_heads: int = 4
     context_combine: str = "mask"
     convolution: str = "residual"
+    candidate_prior: bool = False  # exported vectors are [z ‖ β] (gpu_consumer/prior.py)
 
 
 def context_types(store, sampler_cfg) -> list[str]:
@@ -81,14 +82,16 @@ def spec_from(trainer_cfg, store, sampler_cfg) -> ModelSpec:
         num_layers=sampler_cfg.num_layers, id_embedding_buckets=buckets,
         pooling=str(trainer_cfg.pooling), dense_layers=trainer_cfg.dense_layers, item_type=item,
         context_dims=context_dims, attention_heads=trainer_cfg.attention_heads,
-        context_combine=trainer_cfg.context_combine, convolution=str(trainer_cfg.convolution))
+        context_combine=trainer_cfg.context_combine, convolution=str(trainer_cfg.convolution),
+        candidate_prior=bool(trainer_cfg.candidate_prior))
 
 
 def build_from_spec(spec: ModelSpec) -> nn.Module:
     common = dict(feature_dim=spec.feature_dim, hidden_dim=spec.hidden_dim,
                   embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
                   id_embedding_buckets=spec.id_embedding_buckets, pooling=spec.pooling,
-                  dense_layers=spec.dense_layers, item_type=spec.item_type)
+                  dense_layers=spec.dense_layers, item_type=spec.item_type,
+                  candidate_prior=spec.candidate_prior)
     if spec.model == "pinsage":
         model = PinSage(**common, convolution=spec.convolution)
     elif spec.model == "multisage":

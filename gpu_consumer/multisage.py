@@ -94,7 +94,8 @@ class MultiSage(nn.Module):
     def __init__(self, *, feature_dim: int, hidden_dim: int, embedding_dim: int,
                  num_layers: int, context_dims: dict[str, int], id_embedding_buckets: int = 0,
                  pooling: str = "importance", dense_layers: int = 2, attention_heads: int = 4,
-                 context_combine: str = "mask", item_type: str = "item"):
+                 context_combine: str = "mask", item_type: str = "item",
+                 candidate_prior: bool = False):
         super().__init__()
         if not context_dims:
             raise ModelError("MultiSage needs at least one context node type; the store has "
@@ -108,7 +109,8 @@ class MultiSage(nn.Module):
             for name, dim in context_dims.items())
         self.convs = nn.ModuleList(MultiSageConv(hidden_dim, attention_heads, context_combine,
                                                  pooling) for _ in range(num_layers))
-        self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers)
+        self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers,
+                              prior=candidate_prior)
 
     # -- layer-wise API (serving) -------------------------------------------
     def input_vectors(self, features, node_ids):

@@ -95,7 +95,7 @@ class PinSage(nn.Module):
     def __init__(self, *, feature_dim: int, hidden_dim: int, embedding_dim: int,
                  num_layers: int, id_embedding_buckets: int = 0, pooling: str = "importance",
                  dense_layers: int = 2, item_type: str = "item",
-                 convolution: str = Convolution.RESIDUAL):
+                 convolution: str = Convolution.RESIDUAL, candidate_prior: bool = False):
         super().__init__()
         self.num_layers = int(num_layers)
         self.encoder = InputEncoder(feature_dim, hidden_dim, id_embedding_buckets,
@@ -103,7 +103,8 @@ class PinSage(nn.Module):
         self.convs = nn.ModuleList(PinSageConv(hidden_dim, hidden_dim, pooling, convolution)
                                    for _ in range(num_layers))
         self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers,
-                              residual=str(convolution) == Convolution.RESIDUAL)
+                              residual=str(convolution) == Convolution.RESIDUAL,
+                              prior=candidate_prior)
 
     def input_vectors(self, features: torch.Tensor | None, node_ids: torch.Tensor) -> torch.Tensor:
         return self.encoder(features, node_ids)
@@ -116,7 +117,8 @@ class PinSage(nn.Module):
         return self.head(h)
 
     def forward(self, batch) -> torch.Tensor:
-        """Embeddings of `batch.node_sets[-1]` (the targets), [n, embedding_dim]."""
+        """Embeddings of `batch.node_sets[-1]` (the targets), [n, embedding_dim]
+        ([z ‖ β], one column more, with candidate_prior)."""
         if len(batch.nbr_index) != self.num_layers:
             raise ModelError(f"batch has {len(batch.nbr_index)} layers, the model "
                              f"{self.num_layers}; sampler.num_layers must be the same on "

@@ -78,3 +78,33 @@ def test_export_and_load_model_round_trip(store, tmp_path, kind):
 def test_load_model_without_export_says_what_to_do(tmp_path):
     with pytest.raises(ModelError, match="train first"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["pinsage", "multisage"])
+def test_candidate_prior_travels_in_the_spec_and_round_trips(store, tmp_path, kind):
+    c = cfg(f"trainer.model={kind}", "trainer.candidate_prior=true")
+    m = build_model(c.trainer, store, c.sampler).eval()
+    assert m.spec.candidate_prior and m.head.prior is not None
+    with torch.no_grad():
+        m.head.prior.bias.fill_(0.25)
+    export_model(tmp_path / "run", m)
+    back = load_model(tmp_path / "run")
+    assert back.spec.candidate_prior
+    h = torch.randn(4, 16)
+    with torch.no_grad():
+        out = back.finalize(h)
+    assert out.shape == (4, 9) and torch.allclose(out[:, -1], torch.full((4,), 0.25))
+
+
+def test_a_spec_written_before_the_prior_loads_without_it(store, tmp_path):
+    from dataclasses import asdict
+    c = cfg()
+    m = build_model(c.trainer, store, c.sampler)
+    export_model(tmp_path / "run", m)
+    payload = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    spec = asdict(m.spec)
+    del spec["candidate_prior"]
+    payload["spec"] = spec
+    torch.save(payload, tmp_path / "run" / "model.pt")
+    back = load_model(tmp_path / "run")
+    assert back.spec.candidate_prior is False and back.head.prior is None

@@ -107,3 +107,16 @@ def test_embed_in_context_by_type_name_and_node_id():
     assert not torch.allclose(a, b)
     with pytest.raises(ModelError, match="board, user"):
         m.embed_in_context(batch, "venue", 1)
+
+
+def test_candidate_prior_column_with_zero_start_and_a_gradient():
+    batch = ms_batch(1)
+    m = model(candidate_prior=True)
+    out = m(batch)
+    assert out.shape == (len(batch.node_sets[-1]), 9)
+    assert torch.allclose(out[:, :-1].norm(dim=1), torch.ones(len(out)), atol=1e-5)
+    assert (out[:, -1] == 0).all()
+    torch.testing.assert_close(out[:, :-1], model()(batch))
+    max_margin_loss(out, batch.queries, batch.positives, batch.easy_negatives,
+                    batch.hard_negatives, margin=0.5, prior=True).loss.backward()
+    assert m.head.prior.weight.grad.abs().sum() > 0

@@ -165,3 +165,39 @@ def test_id_table_is_collision_free_when_large_enough_and_even_otherwise():
     assert len(np.unique(hash_ids(torch.arange(1000), 1000).numpy())) == 1000
     load = np.bincount(hash_ids(torch.arange(1000), 300).numpy(), minlength=300)
     assert load.min() == 3 and load.max() == 4
+
+
+@pytest.mark.parametrize("form", ["paper", "residual"])
+def test_candidate_prior_adds_a_zero_beta_column_and_leaves_z_as_it_was(form):
+    batch = make_batch(5)
+    plain, with_prior = model(convolution=form), model(convolution=form, candidate_prior=True)
+    out = with_prior(batch)
+    assert out.shape == (len(batch.node_sets[-1]), 9)
+    assert torch.allclose(out[:, :-1].norm(dim=1), torch.ones(len(out)), atol=1e-5)
+    assert (out[:, -1] == 0).all()                    # training starts at cosine-only
+    # The same seed draws the same z weights: the prior changes nothing else.
+    assert torch.allclose(out[:, :-1], plain(batch), atol=1e-6)
+
+
+def test_layerwise_api_reproduces_forward_with_the_prior():
+    batch = make_batch(3)
+    m = model(candidate_prior=True).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(m.head.prior.weight)    # a β that is not zero
+        m.head.prior.bias.fill_(0.3)
+    h = m.input_vectors(batch.features, batch.node_sets[0])
+    for k in range(m.num_layers):
+        h = m.convolve(k, h[:batch.num_dst[k]], gather_neighbours(h, batch.nbr_index[k]),
+                       batch.nbr_weight[k])
+    layerwise, forward = m.finalize(h), m(batch)
+    assert forward[:, -1].std() > 0
+    assert torch.allclose(layerwise, forward, atol=1e-5)
+
+
+def test_the_prior_learns_from_the_loss():
+    batch = make_batch(2)
+    m = model(candidate_prior=True)
+    v = m(batch)
+    max_margin_loss(v, batch.queries, batch.positives, batch.easy_negatives,
+                    batch.hard_negatives, margin=0.5, prior=True).loss.backward()
+    assert m.head.prior.weight.grad.abs().sum() > 0 and m.head.prior.bias.grad is not None
