@@ -49,6 +49,16 @@ def resolve_device(setting: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def _check_prior(model: torch.nn.Module, cfg: TrainerConfig) -> None:
+    """The loss scores with a prior column when the config says so; a model
+    built with a different setting would have its last column misread."""
+    spec = getattr(model, "spec", None)
+    built = getattr(spec, "candidate_prior", None)
+    if built is not None and bool(built) != bool(cfg.candidate_prior):
+        raise ModelError(f"trainer.candidate_prior is {cfg.candidate_prior} but the model was "
+                         f"built with candidate_prior={built}; build it from the same config")
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
@@ -59,6 +69,7 @@ class Trainer:
         self.cfg = cfg
         self.device = device or resolve_device(cfg.device)
         self.model = model.to(self.device)
+        _check_prior(model, cfg)
         distributed.broadcast_parameters(self.model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.total_steps = int(total_steps)
@@ -93,7 +104,8 @@ class Trainer:
         c = self.cfg
         parts = ranking_loss(c.loss, embeddings.float(), batch.queries, batch.positives,
                              batch.easy_negatives, batch.hard_negatives, margin=c.margin,
-                             temperature=c.temperature, in_batch=c.in_batch_negatives)
+                             temperature=c.temperature, in_batch=c.in_batch_negatives,
+                             prior=c.candidate_prior)
         self.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         lr, norm = self._update(contributes=True)

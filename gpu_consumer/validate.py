@@ -5,7 +5,9 @@ z_q·z against a fixed random pool of candidate items (the query and the
 positive excluded from the pool) with the one ranking `sagewalk evaluate` uses
 (gpu_consumer/ranking.py: ties count half); a hit is a rank of at most K.  Chance level is
 K / (pool + 1), reported beside the figure so a reader can tell learning from
-luck.  Embeddings come from the sampler's inference batches, i.e. the same
+luck.  With the candidate prior (trainer.candidate_prior) queries score as
+[z ‖ 1] against candidates [z ‖ β] (gpu_consumer/prior.py), as in training
+and serving.  Embeddings come from the sampler's inference batches, i.e. the same
 computation graphs as training, with the model in eval mode.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from gpu_consumer import ranking
+from gpu_consumer.prior import queries_for
 from gpu_consumer.tensors import TensorBatch
 
 
@@ -66,20 +69,23 @@ def embed_nodes(embed_batch, builder, nodes: np.ndarray, *, chunk: int = 512) ->
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def hit_rate(embed_batch, builder, vset: ValidationSet, *, k: int = 10) -> ValidationResult:
+def hit_rate(embed_batch, builder, vset: ValidationSet, *, k: int = 10,
+             prior: bool = False) -> ValidationResult:
     unique, inverse = np.unique(np.concatenate([vset.queries, vset.positives, vset.candidates]),
                                 return_inverse=True)
     z = embed_nodes(embed_batch, builder, unique)
     n = len(vset.queries)
     zq, zp = z[inverse[:n]], z[inverse[n:2 * n]]
     zc = z[inverse[2 * n:]]
-    return rank_positives(zq, zp, zc, vset, k=k)
+    return rank_positives(zq, zp, zc, vset, k=k, prior=prior)
 
 
 def rank_positives(zq: torch.Tensor, zp: torch.Tensor, zc: torch.Tensor, vset: ValidationSet,
-                   *, k: int) -> ValidationResult:
+                   *, k: int, prior: bool = False) -> ValidationResult:
     """Rank of each positive among the candidates, as `sagewalk evaluate` ranks
-    (gpu_consumer/ranking.py: ties count half, scaled MRR)."""
+    (gpu_consumer/ranking.py: ties count half, scaled MRR).  prior: the
+    vectors are [z ‖ β] and the queries score as [z ‖ 1]."""
+    zq = queries_for(zq, prior)
     positive = (zq * zp).sum(1).float().numpy()
     scores = (zq @ zc.T).float().numpy()
     cand = vset.candidates

@@ -52,7 +52,8 @@ class Validator:
                                             max_candidates=self.cfg.validation_candidates,
                                             seed=self.cfg.seed)
         started = time.perf_counter()
-        result = hit_rate(embed, self.builder, self._vset, k=self.cfg.validation_k)
+        result = hit_rate(embed, self.builder, self._vset, k=self.cfg.validation_k,
+                          prior=self.cfg.candidate_prior)
         entry = {"step": step, "hit_rate": result.hit_rate, "mrr": result.mrr,
                  "chance": result.chance, "pairs": result.pairs,
                  "candidates": result.candidates}

@@ -33,21 +33,27 @@ def negatives_of(b, q, p, easy, hard, in_batch):
     return negs
 
 
-def reference(z, q, p, easy, hard, margin, in_batch=False):
+def dot(z):
+    return lambda a, b: float(z[a] @ z[b])
+
+
+def reference(z, q, p, easy, hard, margin, in_batch=False, score=None):
+    score = score or dot(z)
     total, count = 0.0, 0
     for b in range(len(q)):
-        pos = float(z[q[b]] @ z[p[b]])
+        pos = score(q[b], p[b])
         for n in negatives_of(b, q, p, easy, hard, in_batch):
-            total += max(0.0, float(z[q[b]] @ z[n]) - pos + margin)
+            total += max(0.0, score(q[b], n) - pos + margin)
             count += 1
     return total / max(1, count)
 
 
-def softmax_reference(z, q, p, easy, hard, temperature, in_batch=False):
+def softmax_reference(z, q, p, easy, hard, temperature, in_batch=False, score=None):
+    score = score or dot(z)
     total = 0.0
     for b in range(len(q)):
-        logits = [float(z[q[b]] @ z[p[b]]) / temperature]
-        logits += [float(z[q[b]] @ z[n]) / temperature
+        logits = [score(q[b], p[b]) / temperature]
+        logits += [score(q[b], n) / temperature
                    for n in negatives_of(b, q, p, easy, hard, in_batch)]
         top = max(logits)
         total += -(logits[0] - top - math.log(sum(math.exp(x - top) for x in logits)))
@@ -167,3 +173,44 @@ def test_configured_schedule_overrides_and_holds_its_last_value():
     assert [hard_negatives_for(e, (0, 2, 5)) for e in range(6)] == [0, 2, 5, 5, 5, 5]
     with pytest.raises(ValueError):
         hard_negatives_for(-1)
+
+
+def with_prior(z, seed):
+    """[z ‖ β]: a random β per item, in cosine units."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.cat([z, torch.rand(len(z), 1, generator=g) * 2 - 1], dim=1)
+
+
+def prior_score(v):
+    """score(q, c) = z_q·z_c + β_c, by hand."""
+    return lambda q, c: float(v[q, :-1] @ v[c, :-1]) + float(v[c, -1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(0, 5), st.integers(0, 3),
+       st.floats(0.01, 1.0), st.booleans())
+def test_with_a_prior_every_candidates_beta_adds_to_its_score(seed, batch, easy, hard, margin,
+                                                              in_batch):
+    z, q, p, e, h = random_batch(seed, batch, easy, hard)
+    v = with_prior(z, seed)
+    args = (q.tolist(), p.tolist(), e.tolist(), h.tolist())
+    got = ranking_loss("max_margin", v, q, p, e, h, margin=margin, in_batch=in_batch,
+                       prior=True).loss.item()
+    assert got == pytest.approx(reference(v, *args, margin, in_batch,
+                                          score=prior_score(v)), abs=1e-5)
+    got = ranking_loss("softmax", v, q, p, e, h, margin=margin, temperature=0.2,
+                       in_batch=in_batch, prior=True).loss.item()
+    assert got == pytest.approx(softmax_reference(v, *args, 0.2, in_batch,
+                                                  score=prior_score(v)), rel=1e-4, abs=1e-5)
+
+
+def test_a_large_beta_turns_a_negative_into_a_violation():
+    # Without the prior the negative (orthogonal) is far below the positive;
+    # its β of 1.5 lifts it above.  The query's own β plays no part.
+    v = torch.tensor([[1.0, 0.0, 9.0], [0.8, 0.6, 0.0], [0.0, 1.0, 1.5]])
+    args = dict(queries=torch.tensor([0]), positives=torch.tensor([1]),
+                easy_negatives=torch.tensor([2]), hard_negatives=torch.zeros(1, 0, dtype=torch.long),
+                margin=0.1)
+    assert ranking_loss("max_margin", v[:, :2], **args).loss.item() == 0.0
+    parts = ranking_loss("max_margin", v, **args, prior=True)
+    assert parts.loss.item() == pytest.approx(1.5 - 0.8 + 0.1, abs=1e-6)

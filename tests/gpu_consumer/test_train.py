@@ -127,3 +127,33 @@ def test_trainer_follows_the_budget_share_the_session_sets():
     t.elapsed = 1.0
     assert t.train_step(make_batch(3, batch_size=8)).lr == pytest.approx(0.001)
     assert trainer(total=10).elapsed is None      # no budget: a plan in steps, as before
+
+
+def test_with_candidate_prior_the_step_scores_candidates_with_their_beta():
+    from gpu_consumer.loss import ranking_loss
+    cfg = load(None, ["trainer.candidate_prior=true", "trainer.margin=0.5"]).trainer
+    torch.manual_seed(0)
+    model = PinSage(feature_dim=5, hidden_dim=16, embedding_dim=8, num_layers=2,
+                    candidate_prior=True)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.prior.weight)
+    batch = make_batch(0, batch_size=16, easy=10)
+    with torch.no_grad():
+        v = model.train()(batch)
+        args = (v, batch.queries, batch.positives, batch.easy_negatives, batch.hard_negatives)
+        want = ranking_loss("max_margin", *args, margin=0.5, prior=True).loss.item()
+        without = ranking_loss("max_margin", *args, margin=0.5).loss.item()
+    assert want != pytest.approx(without)
+    t = Trainer(model, cfg, total_steps=10, device=torch.device("cpu"))
+    assert t.train_step(batch).loss == pytest.approx(want, rel=1e-5)
+
+
+def test_a_model_built_with_another_prior_setting_is_refused():
+    from types import SimpleNamespace
+
+    from gpu_consumer.layers import ModelError
+    cfg = load(None, ["trainer.candidate_prior=true"]).trainer
+    model = PinSage(feature_dim=5, hidden_dim=16, embedding_dim=8, num_layers=2)
+    model.spec = SimpleNamespace(candidate_prior=False)
+    with pytest.raises(ModelError, match="candidate_prior"):
+        Trainer(model, cfg, total_steps=10, device=torch.device("cpu"))
