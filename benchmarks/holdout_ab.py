@@ -86,13 +86,16 @@ def run(args) -> dict:
         path.write_text(BASE.format(store=held.store.path, items=n, run=tmp))
         cfg = configuration.load(str(path), [f"sampler.item_type={held.item_type}", *args.set])
         vec, _, losses, train_s = train_and_embed(cfg, held.store, args.steps)
+    from gpu_consumer.prior import queries_for, unit_part
+    learned = cfg.trainer.candidate_prior          # vec is [z ‖ β]: queries as [z ‖ 1]
     prior = (np.log1p(_item_degrees(held)) * cfg.trainer.temperature).astype(np.float32)
-    scorers = {"model": lambda b: vec[b] @ vec.T,
-               "model+log-degree": lambda b: vec[b] @ vec.T + prior[None, :]}
+    scorers = {"model": lambda b: queries_for(vec[b], learned) @ vec.T,
+               "model+log-degree": lambda b: queries_for(vec[b], learned) @ vec.T
+               + prior[None, :]}
     report = {"holdout": str(args.holdout), "set": args.set, "steps": args.steps,
               "train_seconds": round(train_s, 1),
               "final_loss": round(float(np.mean(losses[-200:])), 4),
-              "mean_cosine": round(mean_cosine(vec), 4)}
+              "mean_cosine": round(mean_cosine(unit_part(vec) if learned else vec), 4)}
     for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
         scores = ho.evaluate(held, scorers, exclude_neighbours=exclude)
         report[mode] = {name: r.as_dict() for name, r in scores.items()}

@@ -57,7 +57,9 @@ def run(args) -> dict:
     vectors, ids, losses, train_s = train_and_embed(cfg, store, args.steps)
     held = load_held_out(Path(args.dataset) if args.dataset else default_cache() / "ml-1m")
     scores = methods.evaluate_methods(
-        {"model": methods.CatalogueEmbeddings(vectors, ids, held.item_ids)}, held)["model"]
+        {"model": methods.CatalogueEmbeddings(vectors, ids, held.item_ids,
+                                              prior=cfg.trainer.candidate_prior)},
+        held)["model"]
     return {"set": args.set, "steps": args.steps, **scores,
             "final_loss": round(float(np.mean(losses[-300:])), 4),
             "train_seconds": round(train_s, 1),

@@ -218,13 +218,16 @@ class FeatureSimilarity:
 
 
 class Embeddings:
-    """The learnt model: dot product of unit-sphere embeddings."""
+    """The learnt model: dot product of unit-sphere embeddings, or with the
+    candidate prior ([z ‖ β] vectors) z_q·z_c + β_c."""
 
-    def __init__(self, vectors: np.ndarray):
+    def __init__(self, vectors: np.ndarray, *, prior: bool = False):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.prior = bool(prior)
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
-        return self.vectors[queries] @ self.vectors.T
+        from gpu_consumer.prior import queries_for
+        return queries_for(self.vectors[queries], self.prior) @ self.vectors.T
 
 
 class PersonalisedPageRank:

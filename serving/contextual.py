@@ -5,7 +5,8 @@ board's pins, a user's movies, a venue's papers) plus the query.  For them
 the last convolution is run again with every ego and neighbour seen through
 C (MultiSage's contextual masking, `ego_context`), reading the layer K-1
 table `sagewalk embed` left behind, so nothing below the last layer is
-recomputed; then the dense head, then a dot-product ranking.  This is what
+recomputed; then the dense head, then a dot-product ranking (with the
+candidate prior, the query as [z ‖ 1]: z_q·z_c + β_c).  This is what
 `MultiSage.embed_in_context` computes on a minibatch, done layer-wise.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gpu_consumer.prior import queries_for
 from graphstore.errors import UnknownIdError
 from serving.index import ItemIndexError, Related, RelatedItems, UnknownItem
 from serving.layerwise import layer_inputs
@@ -39,6 +41,7 @@ class ContextualRanker:
                               f"context types ({', '.join(types)})")
         self.context_type = context_type
         self.item_type = model.spec.item_type
+        self.prior = bool(getattr(model.spec, "candidate_prior", False))
         self.edge = _edge_between(store, self.item_type, context_type)
         job_dir = Path(job_dir)
         L = model.num_layers
@@ -81,7 +84,7 @@ class ContextualRanker:
             if len(pool) == 0:
                 return []
             z = self.embed(np.concatenate([[query], pool]), vector)
-            scores = (z[1:] @ z[0]).numpy()
+            scores = (z[1:] @ queries_for(z[0], self.prior)).numpy()
         order = np.argsort(-scores, kind="stable")[:k]
         ext = self.item_ids.to_external(pool[order])
         return [Related(x, self._title(x), float(scores[i])) for x, i in zip(ext, order)]

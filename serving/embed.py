@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from common.schema import to_dict
+from gpu_consumer.prior import width
 from serving import layerwise
 from serving.embed_job import (EmbedError, EmbedJob, EmbedResult, neighbourhood_width,
                                 runner_for)
+from serving.vectors import layout_of, read_layout, write_layout
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") ->
                          "the store and config the model was trained on")
     n = store.node_types[item_type]
     done = _load_progress(out, _identity(job, store), n, job, model)
+    layout = layout_of(model.spec)
+    write_layout(out, layout)   # so `export` (and its readers) know what the last column is
     chunks = _chunks(n, job.chunk_nodes)
     todo = {s: [c for c in chunks if f"{c[0]}:{c[1]}" not in done["done"].get(s, [])]
             for s in layerwise.stages(model.num_layers)}
@@ -110,8 +114,8 @@ def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") ->
 
     else:
         _run_stages(job, todo, done, out, progress, total=run)
-    return EmbedResult(out, n, model.spec.embedding_dim, run, skipped,
-                       time.perf_counter() - start)
+    return EmbedResult(out, n, layout.dim, run, skipped, time.perf_counter() - start,
+                       prior=layout.prior)
 
 
 def _load_progress(out: Path, identity: dict, n: int, job: EmbedJob, model) -> dict:
@@ -124,7 +128,7 @@ def _load_progress(out: Path, identity: dict, n: int, job: EmbedJob, model) -> d
                     path)
     kind = model.spec.model
     layerwise.open_tables(out, n, neighbourhood_width(job, kind), model.spec.hidden_dim,
-                          model.spec.embedding_dim, model.num_layers, kind == "multisage", "w+")
+                          width(model.spec), model.num_layers, kind == "multisage", "w+")
     state = {"identity": identity, "done": {}}
     _save_progress(out, state)
     return state
@@ -176,11 +180,13 @@ def _unordered(pool: ProcessPoolExecutor, tasks: list):
 
 
 def export(result_dir: Path, store, item_type: str, export_dir: Path) -> Path:
-    """embeddings.npy (float32 [n, d]) and ids.txt (external ids, row order)."""
+    """embeddings.npy (float32 [n, d]), ids.txt (external ids, row order) and
+    vectors.json (whether the last column is the candidate prior β)."""
     from graphstore.pages import drop
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
     vectors = np.load(Path(result_dir) / "embeddings.npy", mmap_mode="r")
+    layout = read_layout(result_dir, vectors.shape[1])
     out = np.lib.format.open_memmap(export_dir / "embeddings.npy", "w+", np.float32,
                                     vectors.shape)
     idmap = store.ids(item_type)
@@ -192,4 +198,5 @@ def export(result_dir: Path, store, item_type: str, export_dir: Path) -> Path:
             drop(vectors, lo, hi)
             ids.write("".join(f"{i}\n" for i in idmap.to_external(np.arange(lo, hi))))
     out.flush()
+    write_layout(export_dir, layout)
     return export_dir

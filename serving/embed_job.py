@@ -17,6 +17,7 @@ import numpy as np
 
 from common.errors import SagewalkError
 from sampler.config import ModelKind, SamplerConfig
+from gpu_consumer.prior import width
 from serving import layerwise
 
 
@@ -42,6 +43,7 @@ class EmbedResult:
     chunks_run: int
     chunks_skipped: int
     seconds: float
+    prior: bool = False   # dim counts the β column (serving/vectors.py)
 
     def embeddings(self) -> np.ndarray:
         return np.load(self.out_dir / "embeddings.npy", mmap_mode="r")
@@ -70,7 +72,7 @@ def runner_for(job: EmbedJob, mode: str = "r+") -> layerwise.ChunkRunner:
     kind = model.spec.model
     n = store.node_types[model.spec.item_type]
     tables = layerwise.open_tables(Path(job.out_dir), n, neighbourhood_width(job, kind),
-                                   model.spec.hidden_dim, model.spec.embedding_dim,
+                                   model.spec.hidden_dim, width(model.spec),
                                    model.num_layers, kind == ModelKind.MULTISAGE, mode)
     fn = make_neighbourhood_fn(store, job, kind)
     return layerwise.ChunkRunner(store, model, tables, fn, model.spec.item_type)

@@ -50,6 +50,7 @@ import numba
 import numpy as np
 
 from common.errors import SagewalkError
+from gpu_consumer.prior import queries_for
 from serving import baselines, holdout_files as files
 from serving.evaluate import RankMetrics, rank_metrics, ranks_among_all
 
@@ -356,7 +357,8 @@ def baseline_scorers(store, item_type: str, context_types, names=BASELINES, *,
 
 def embedding_scorer(holdout: Holdout, export_dir: str | os.PathLike):
     """The model's embeddings (`sagewalk embed --export` directory) over the
-    training store's items; items missing from the export score -inf."""
+    training store's items; items missing from the export score -inf.  An
+    export with the candidate prior (its vectors.json) scores z_q·z_c + β_c."""
     from serving.methods import load_export
     return load_export(Path(export_dir), holdout.item_ids)
 
@@ -377,9 +379,10 @@ def evaluate(holdout: Holdout, scorers: dict, *, ks: tuple[int, ...] = (10, 50),
 
 
 def time_lookups(holdout: Holdout, ppr, vectors: np.ndarray | None, *, queries: int = 20,
-                 k: int = 10) -> dict[str, float]:
+                 k: int = 10, prior: bool = False) -> dict[str, float]:
     """Mean seconds per query: one full PPR pass (batch of one) and, given
-    embeddings, an exact FAISS inner-product search for the top k."""
+    embeddings, an exact FAISS inner-product search for the top k (queries
+    as [z ‖ 1] when the vectors carry the prior)."""
     q = holdout.queries[:queries]
     start = time.perf_counter()
     for x in q:
@@ -389,10 +392,11 @@ def time_lookups(holdout: Holdout, ppr, vectors: np.ndarray | None, *, queries: 
         from serving.index import build_faiss
         v = np.ascontiguousarray(vectors, np.float32)
         index, _ = build_faiss(v, "exact")
+        q_form = np.ascontiguousarray(queries_for(v, prior))
         many = np.resize(holdout.queries, max(len(q), 200))
         start = time.perf_counter()
         for x in many:
-            index.search(v[x:x + 1], k + 1)
+            index.search(q_form[x:x + 1], k + 1)
         out["embedding_seconds_per_query"] = (time.perf_counter() - start) / len(many)
     return out
 

@@ -1,11 +1,18 @@
-"""FAISS index over unit-sphere embeddings, and related-item lookup by id.
+"""FAISS index over exported embeddings, and related-item lookup by id.
 
 An index directory holds:
-    index.faiss   the FAISS index (inner product = cosine on the unit sphere)
-    index.json    kind, size, dimension, parameters, recall@k against exact search
+    index.faiss   the FAISS index (inner product: the cosine on the unit sphere,
+                  plus the candidate's β with the prior)
+    index.json    kind, size, dimension, parameters, recall@k against exact
+                  search, whether the vectors carry the candidate prior
     ids.txt       external id of each row
     titles.txt    display title of each row (when the store has a title attribute)
     embeddings.npy  the vectors (queries look their own vector up here)
+    vectors.json  the vectors' layout (serving/vectors.py)
+
+With the candidate prior (trainer.candidate_prior) the index holds the
+candidate vectors [z ‖ β] and a query is its item's row as [z ‖ 1]
+(gpu_consumer/prior.py), so one inner-product search ranks by z_q·z_c + β_c.
 
 Small catalogues get exact search (IndexFlatIP); large ones HNSW (graph, no
 training) or IVF (k-means lists, nprobe probed).  Approximate recall is always
@@ -22,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import SagewalkError
+from gpu_consumer.prior import queries_for
+from serving.vectors import read_layout, write_layout
 
 log = logging.getLogger(__name__)
 # faiss logs each CPU-feature probe at INFO; only its warnings matter to a user.
@@ -52,6 +61,7 @@ class IndexInfo:
     recall_at_k: float | None   # approximate vs exact, on a sample; None for exact
     recall_k: int
     recall_queries: int
+    prior: bool = False         # last column is β: queries score as [z ‖ 1]
 
 
 def choose_kind(kind: str, n: int) -> str:
@@ -92,13 +102,14 @@ def build_faiss(vectors: np.ndarray, kind: str, *, hnsw_m: int = 32, ef_search: 
 
 
 def recall_vs_exact(index, vectors: np.ndarray, k: int = 10, queries: int = 1000,
-                    seed: int = 0) -> tuple[float, int]:
-    """Mean fraction of exact top-k found by `index`, over sampled queries."""
+                    seed: int = 0, *, prior: bool = False) -> tuple[float, int]:
+    """Mean fraction of exact top-k found by `index`, over sampled queries
+    (items' own rows, in query form: [z ‖ 1] with the prior)."""
     import faiss
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
     k = min(k, len(vectors))
-    q = np.ascontiguousarray(vectors[rows], np.float32)
+    q = np.ascontiguousarray(queries_for(np.asarray(vectors[rows], np.float32), prior))
     truth = _exact_top_k(q, vectors, k)
     _, got = index.search(q, k)
     found = [len(set(t.tolist()) & set(g.tolist())) for t, g in zip(truth, got)]
@@ -135,17 +146,20 @@ def build_index(export_dir: Path, out_dir: Path, *, kind: str = "auto",
     if len(ids) != len(vectors):
         raise ItemIndexError(f"{export_dir}: ids.txt has {len(ids)} lines but embeddings.npy "
                           f"{len(vectors)} rows; re-export with `sagewalk embed --export`")
+    layout = read_layout(export_dir, vectors.shape[1])
     kind = choose_kind(kind, len(vectors))
     index, params = build_faiss(vectors, kind)
-    recall, nq = (None, 0) if kind == "exact" else recall_vs_exact(index, vectors, recall_k)
+    recall, nq = (None, 0) if kind == "exact" else recall_vs_exact(index, vectors, recall_k,
+                                                                   prior=layout.prior)
     info = IndexInfo(INDEX_VERSION, kind, len(vectors), vectors.shape[1], params, recall,
-                     recall_k, nq)
+                     recall_k, nq, prior=layout.prior)
     out_dir.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(out_dir / "index.faiss"))
     if out_dir.resolve() != export_dir.resolve():
         import shutil
         for name in ("embeddings.npy", "ids.txt"):
             shutil.copyfile(export_dir / name, out_dir / name)
+        write_layout(out_dir, layout)
     if titles is not None:
         (out_dir / "titles.txt").write_text("".join(f"{t}\n" for t in titles),
                                             encoding="utf-8")
@@ -265,11 +279,12 @@ class RelatedItems:
         return self.titles[row] if self.titles is not None else None
 
     def related(self, item_id: str, k: int = 10) -> list[Related]:
-        """The k nearest items to `item_id`, itself excluded, best first."""
+        """The k best-scoring items for `item_id`, itself excluded, best first
+        (with the prior, by z_q·z_c + β_c)."""
         if k < 1:
             raise ItemIndexError(f"k must be >= 1, got {k}")
         row = self.lookup(item_id)
-        query = np.asarray(self.vectors[row:row + 1], np.float32)
+        query = queries_for(np.asarray(self.vectors[row:row + 1], np.float32), self.info.prior)
         want = min(k + 1, len(self.ids))
         scores, rows = self.index.search(query, want)
         out = [Related(self.ids[r], self.title(r), float(s))

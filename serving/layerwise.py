@@ -41,7 +41,7 @@ class Tables:
     context_type: np.ndarray | None  # int64 [n, k] (MultiSage), -1 padded
     context: np.ndarray | None       # int64 [n, k]
     hidden: tuple[np.ndarray, ...]   # float32 [n, hidden] for h0, layer1..layerK
-    final: np.ndarray                # float32 [n, embedding_dim]
+    final: np.ndarray                # float32 [n, prior.width(spec)]: [z ‖ β] with the prior
 
 
 def stages(num_layers: int) -> list[str]:

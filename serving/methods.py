@@ -13,16 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
+from gpu_consumer.prior import queries_for
 from serving import baselines
 from serving.evaluate import EvaluationError, HeldOut, hits_at_k
+from serving.vectors import read_layout
 
 BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features", "nextitem")
 
 
 class CatalogueEmbeddings:
-    """Embedding scorer over the catalogue; rows missing from the export score -inf."""
+    """Embedding scorer over the catalogue; rows missing from the export score -inf.
+    prior: the vectors are [z ‖ β] and queries score as [z ‖ 1] (z_q·z_c + β_c),
+    as the index serves them."""
 
-    def __init__(self, vectors: np.ndarray, ids: list[str], catalogue: tuple[str, ...]):
+    def __init__(self, vectors: np.ndarray, ids: list[str], catalogue: tuple[str, ...], *,
+                 prior: bool = False):
+        self.prior = bool(prior)
         row = {x: i for i, x in enumerate(ids)}
         where = np.array([row.get(x, -1) for x in catalogue], np.int64)
         self.present = where >= 0
@@ -30,7 +36,7 @@ class CatalogueEmbeddings:
         self.vectors[self.present] = np.asarray(vectors, np.float32)[where[self.present]]
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
-        scores = self.vectors[queries] @ self.vectors.T
+        scores = queries_for(self.vectors[queries], self.prior) @ self.vectors.T
         scores[:, ~self.present] = -np.inf
         return scores
 
@@ -43,7 +49,8 @@ def load_export(export_dir: Path, catalogue: tuple[str, ...]) -> CatalogueEmbedd
     except FileNotFoundError as err:
         raise EvaluationError(f"{export_dir}: {err.filename} missing; write it with "
                               "`sagewalk embed --export DIR`") from err
-    scorer = CatalogueEmbeddings(vectors, ids, catalogue)
+    prior = read_layout(export_dir, vectors.shape[1]).prior   # VectorsError if inconsistent
+    scorer = CatalogueEmbeddings(vectors, ids, catalogue, prior=prior)
     if not scorer.present.any():
         raise EvaluationError(f"{export_dir}: none of its {len(ids)} ids are in the dataset's "
                               f"catalogue (e.g. {ids[:1]} vs {list(catalogue[:1])}); embed the "

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="Job directory for tables and progress (default RUN_DIR/embed).")
     parser.add_argument("--export", metavar="DIR", default=None,
-                        help="Also write embeddings.npy (float32 [n, d]) and ids.txt here.")
+                        help="Also write embeddings.npy (float32 [n, d]; with "
+                        "trainer.candidate_prior the last column is the prior beta), ids.txt "
+                        "and vectors.json here.")
     parser.add_argument("--processes", type=int, default=None,
                         help="Local processes (default serving.processes).")
     parser.add_argument("--chunk", type=int, default=None,
@@ -45,8 +47,9 @@ def _run(args: argparse.Namespace) -> int:
                    out_dir=args.out or str(Path(run_dir) / "embed"),
                    sampler=config.sampler, chunk_nodes=chunk, processes=processes)
     result = embed_all(job, progress=not args.no_progress, engine=args.engine)
+    prior = " incl. the candidate prior column" if result.prior else ""
     print(f"embedded {result.num_nodes:,} {config.sampler.item_type} nodes (dim "
-          f"{result.dim}) in {result.seconds:.1f} s: {result.chunks_run} chunks run, "
+          f"{result.dim}{prior}) in {result.seconds:.1f} s: {result.chunks_run} chunks run, "
           f"{result.chunks_skipped} already done -> {result.out_dir}")
     if args.export:
         from graphstore import open_store

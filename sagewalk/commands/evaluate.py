@@ -130,7 +130,9 @@ def _holdout(args) -> int:
                          exclude_neighbours=args.exclude_neighbours)
     ppr = scorers.get("ppr") or h.baseline_scorers(ho.store, ho.item_type, ho.context_types,
                                                    ["ppr"])["ppr"]
-    latency = h.time_lookups(ho, ppr, scorers["model"].vectors if "model" in scorers else None)
+    model = scorers.get("model")
+    latency = h.time_lookups(ho, ppr, None if model is None else model.vectors,
+                             prior=bool(model is not None and model.prior))
     print(h.table(results))
     print("seconds per query: " + ", ".join(f"{k.replace('_seconds_per_query', '')} "
                                             f"{v * 1e3:.3f} ms" for k, v in latency.items()))

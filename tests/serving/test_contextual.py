@@ -68,3 +68,23 @@ def test_a_damaged_store_is_reported_as_such_not_as_an_unknown_id(ranker, tmp_pa
     with pytest.raises(StoreError) as caught:
         copy.related("5", "3")
     assert not isinstance(caught.value, UnknownItem)
+
+
+def test_with_the_prior_context_scores_add_each_candidates_beta(tmp_path):
+    from gpu_consumer.prior import as_queries
+    store, cfg, job = _setup(tmp_path, "multisage", prior=True)
+    result = E.embed_all(job, progress=False)
+    E.export(result.out_dir, store, "item", tmp_path / "exp")
+    build_index(tmp_path / "exp", tmp_path / "exp")
+    model = load_model(tmp_path / "run")
+    r = ContextualRanker(model, store, tmp_path / "job", RelatedItems(tmp_path / "exp"), "tag")
+    hits = r.related("5", "3", k=100)
+    builder = BatchBuilder(store, cfg.sampler, model="multisage")
+    nodes = np.array([5] + [int(h.id) for h in hits])
+    with torch.no_grad():
+        v = model.embed_in_context(TensorBatch.from_minibatch(builder.inference_batch(nodes)),
+                                   "tag", 3)
+    assert v.shape[1] == 9 and v[1:, -1].std() > 0
+    np.testing.assert_allclose([h.score for h in hits], (v[1:] @ as_queries(v[0])).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)

@@ -12,7 +12,7 @@ from serving import layerwise
 from serving.embed_job import runner_for
 
 
-def _setup(tmp_path, model="pinsage", n_items=60, seed=0):
+def _setup(tmp_path, model="pinsage", n_items=60, seed=0, prior=False):
     rng = np.random.default_rng(seed)
     m = 600
     items = rng.integers(0, n_items, m)
@@ -27,8 +27,16 @@ def _setup(tmp_path, model="pinsage", n_items=60, seed=0):
     cfg = load(None, [f"trainer.model={model}", "trainer.hidden_dim=16",
                       "trainer.embedding_dim=8", "sampler.num_neighbors=4",
                       "sampler.walk_length=3", "sampler.num_walks=8",
-                      "sampler.multisage_num_neighbors=4"])
-    export_model(tmp_path / "run", build_model(cfg.trainer, store, cfg.sampler))
+                      "sampler.multisage_num_neighbors=4",
+                      f"trainer.candidate_prior={str(prior).lower()}"])
+    net = build_model(cfg.trainer, store, cfg.sampler)
+    if prior:   # a β that is not zero, as after training
+        import torch
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(1)
+            torch.nn.init.normal_(net.head.prior.weight, generator=g)
+            net.head.prior.bias.fill_(0.2)
+    export_model(tmp_path / "run", net)
     job = E.EmbedJob(str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "job"),
                      cfg.sampler, chunk_nodes=16,
                      processes=1)
@@ -121,3 +129,31 @@ def test_layerwise_equals_the_trainers_inference_batches(tmp_path, model):
     with torch.no_grad():
         ref = net(TensorBatch.from_minibatch(builder.inference_batch(nodes))).numpy()
     np.testing.assert_allclose(got[nodes], ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["pinsage", "multisage"])
+def test_with_the_prior_the_tables_and_export_carry_beta_and_say_so(tmp_path, model):
+    """[z ‖ β] layer by layer equals the trainer's forward pass; the width
+    comes from the spec and vectors.json travels to the export."""
+    import torch
+
+    from gpu_consumer.model import load_model
+    from gpu_consumer.tensors import TensorBatch
+    from serving.vectors import VectorLayout, read_layout
+    from worker.assemble import BatchBuilder
+    store, cfg, job = _setup(tmp_path, model, prior=True)
+    result = E.embed_all(job, progress=False)
+    assert result.dim == 9 and result.prior
+    got = np.asarray(result.embeddings())
+    assert got.shape == (60, 9)
+    np.testing.assert_allclose(np.linalg.norm(got[:, :-1], axis=1), 1.0, rtol=1e-5)
+    assert got[:, -1].std() > 0
+    builder = BatchBuilder(store, cfg.sampler, model=model)
+    nodes = np.array([0, 5, 17, 42, 59])
+    with torch.no_grad():
+        ref = load_model(tmp_path / "run")(
+            TensorBatch.from_minibatch(builder.inference_batch(nodes))).numpy()
+    np.testing.assert_allclose(got[nodes], ref, rtol=1e-4, atol=1e-5)
+    out = E.export(tmp_path / "job", store, "item", tmp_path / "exp")
+    assert read_layout(out, 9) == VectorLayout(9, True)
+    np.testing.assert_array_equal(np.load(out / "embeddings.npy"), got)

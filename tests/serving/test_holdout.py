@@ -262,3 +262,31 @@ def test_cli_errors_are_actionable(tmp_path, capsys):
     assert main(["holdout", "--store", str(tmp_path / "src"), "--out", str(tmp_path / "ho"),
                  "--pairs", "0"]) == 2
     assert "--pairs must be >= 1" in capsys.readouterr().err
+
+
+def test_embedding_scorer_adds_the_exports_prior_column(tmp_path):
+    from gpu_consumer.prior import as_queries
+    from serving.vectors import VectorLayout, write_layout
+    from sagewalk.cli import main
+    _multipartite_store(tmp_path / "src")
+    assert main(["holdout", "--store", str(tmp_path / "src"), "--out", str(tmp_path / "ho"),
+                 "--pairs", "10", "--seed", "2"]) == 0
+    ho = H.load_holdout(tmp_path / "ho")
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(80, 8))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    beta = np.zeros((80, 1))
+    beta[5] = 4.0                                     # outranks every cosine
+    v = np.concatenate([z, beta], axis=1).astype(np.float32)
+    _write_export(tmp_path / "export", [f"m{i}" for i in range(80)], v)
+    write_layout(tmp_path / "export", VectorLayout(9, True))
+    scorer = H.embedding_scorer(ho, tmp_path / "export")
+    assert scorer.prior
+    queries = ho.queries[:4]
+    rows = np.array([ho.item_ids.index(f"m{i}") for i in range(80)])
+    got = scorer(queries)
+    want = as_queries(v[rows][queries]) @ v[rows].T
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert (got.argmax(axis=1) == ho.item_ids.index("m5")).all()
+    lat = H.time_lookups(ho, lambda b: got[:1], scorer.vectors, queries=2, prior=True)
+    assert lat["embedding_seconds_per_query"] > 0

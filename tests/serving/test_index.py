@@ -71,3 +71,49 @@ def test_id_table_looks_ids_up_like_the_lines_of_ids_txt(tmp_path):
     for missing in ("1", "b3", "", "a long external id that is longer"):
         with pytest.raises(KeyError):
             table.row(missing)
+
+
+def _prior_export(tmp_path, n=300, d=16, seed=0, popular=42, beta=3.0):
+    """An export with the candidate prior: [z ‖ β], β small except one item's."""
+    from serving.vectors import VectorLayout, write_layout
+    src, v = _export(tmp_path, n, d, seed)
+    b = np.random.default_rng(seed + 1).uniform(-0.05, 0.05, (n, 1)).astype(np.float32)
+    b[popular] = beta
+    vp = np.concatenate([v, b], axis=1)
+    np.save(src / "embeddings.npy", vp)
+    write_layout(src, VectorLayout(d + 1, True))
+    return src, vp
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_with_the_prior_a_candidate_with_a_large_beta_ranks_first_for_every_query(tmp_path,
+                                                                                  kind):
+    from gpu_consumer.prior import as_queries
+    src, vp = _prior_export(tmp_path)
+    info = build_index(src, tmp_path / "idx", kind=kind)
+    assert info.prior and info.dim == 17
+    assert json.loads((tmp_path / "idx" / "index.json").read_text())["prior"] is True
+    assert json.loads((tmp_path / "idx" / "vectors.json").read_text())["prior"] is True
+    if kind != "exact":
+        assert 0.8 <= info.recall_at_k <= 1.0        # measured with [z ‖ 1] queries
+    rel = RelatedItems(tmp_path / "idx")
+    for q in (0, 7, 199, 299):
+        assert rel.related(f"m{q}", k=3)[0].id == "m42"
+    hits = rel.related("m42", k=4)                   # itself excluded even so
+    assert "m42" not in [h.id for h in hits]
+    if kind == "exact":
+        got = rel.related("m7", k=5)
+        scores = as_queries(vp[7]) @ vp.T
+        truth = [f"m{i}" for i in np.argsort(-scores, kind="stable") if i != 7][:5]
+        assert [h.id for h in got] == truth
+        assert got[1].score == pytest.approx(float(vp[7, :-1] @ vp[int(truth[1][1:]), :-1]
+                                                   + vp[int(truth[1][1:]), -1]), abs=1e-5)
+
+
+def test_an_index_json_written_before_the_prior_reads_as_without_it(tmp_path):
+    src, _ = _export(tmp_path, n=20)
+    build_index(src, src, kind="exact")
+    meta = json.loads((src / "index.json").read_text())
+    del meta["prior"]
+    (src / "index.json").write_text(json.dumps(meta))
+    assert RelatedItems(src).info.prior is False
