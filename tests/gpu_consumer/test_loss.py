@@ -209,8 +209,8 @@ def test_a_large_beta_turns_a_negative_into_a_violation():
     # its β of 1.5 lifts it above.  The query's own β plays no part.
     v = torch.tensor([[1.0, 0.0, 9.0], [0.8, 0.6, 0.0], [0.0, 1.0, 1.5]])
     args = dict(queries=torch.tensor([0]), positives=torch.tensor([1]),
-                easy_negatives=torch.tensor([2]), hard_negatives=torch.zeros(1, 0, dtype=torch.long),
-                margin=0.1)
+                easy_negatives=torch.tensor([2]),
+                hard_negatives=torch.zeros(1, 0, dtype=torch.long), margin=0.1)
     assert ranking_loss("max_margin", v[:, :2], **args).loss.item() == 0.0
     parts = ranking_loss("max_margin", v, **args, prior=True)
     assert parts.loss.item() == pytest.approx(1.5 - 0.8 + 0.1, abs=1e-6)
