@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.e2e.small_store import write_store_and_config
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,19 +26,8 @@ def _sagewalk(*argv, env, timeout=180):
 
 
 def test_train_embed_index_query_with_the_candidate_prior(tmp_path):
-    from graphstore import build_from_arrays
-    from graphstore.synth import generate
     from gpu_consumer.prior import as_queries
-    g = generate(3000, 200, 400, 4, seed=1, p_in=0.95)
-    build_from_arrays(tmp_path / "store", edges={"rates": ("item", "user", g.items, g.users)},
-                      node_counts={"item": 200, "user": 400},
-                      features={"item": np.random.default_rng(0).standard_normal(
-                          (200, 4)).astype(np.float32)})
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[graphstore]\npath = "{tmp_path / "store"}"\n[worker]\nproducers = 1\n'
-                   f'[trainer]\nrun_dir = "{tmp_path / "run"}"\nhidden_dim = 16\n'
-                   'embedding_dim = 16\ncandidate_prior = true\n'
-                   '[serving]\nprocesses = 1\n')
+    cfg = write_store_and_config(tmp_path, "candidate_prior = true\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     _sagewalk("train", "--config", str(cfg), "--minutes", "0.05", env=env)
     assert json.loads((tmp_path / "run" / "run_summary.json").read_text())["steps"] > 0

@@ -10,24 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.e2e.small_store import write_store_and_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_train_within_a_budget_ends_at_the_final_rate(tmp_path):
-    from graphstore import build_from_arrays
-    from graphstore.synth import generate
-    g = generate(3000, 200, 400, 4, seed=1, p_in=0.95)
-    build_from_arrays(tmp_path / "store", edges={"rates": ("item", "user", g.items, g.users)},
-                      node_counts={"item": 200, "user": 400},
-                      features={"item": np.random.default_rng(0).standard_normal(
-                          (200, 4)).astype(np.float32)})
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[graphstore]\npath = "{tmp_path / "store"}"\n[worker]\nproducers = 1\n'
-                   f'[trainer]\nrun_dir = "{tmp_path / "run"}"\nhidden_dim = 16\n'
-                   'embedding_dim = 16\n')
+    cfg = write_store_and_config(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-m", "sagewalk", "train", "--config", str(cfg),
                            "--minutes", "0.05"], cwd=ROOT, env=env, capture_output=True,
