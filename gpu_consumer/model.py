@@ -97,7 +97,7 @@ def build_from_spec(spec: ModelSpec) -> nn.Module:
     elif spec.model == "multisage":
         model = MultiSage(**common, context_dims=dict(spec.context_dims),
                           attention_heads=spec.attention_heads,
-                          context_combine=spec.context_combine)
+                          context_combine=spec.context_combine, convolution=spec.convolution)
     else:
         raise ModelError(f"trainer.model: unknown model {spec.model!r}; "
                          f"expected {' or '.join(map(repr, ModelKind.values()))}")

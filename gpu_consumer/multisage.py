@@ -14,6 +14,9 @@ board, user, venue... through which the walks connected them).  Per layer:
     z_N(v)    = ‖_h Σ_j α_j W_h z_{u_j|c_j}     heads concatenated
     h_v       = (z_v + z_N(v)) / ‖·‖
 
+That is trainer.convolution = 'paper'; the default 'residual' form keeps the
+id path linear as in PinSage's (MultiSageConv's docstring).
+
 A context encoder ends in a ReLU, so a context's mask has exact zeros: those
 dimensions of every neighbour seen through that context are switched off.
 `forward(batch, context=...)` returns the targets' embeddings seen through one
@@ -26,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gpu_consumer.config import Convolution
 from gpu_consumer.layers import (DenseHead, InputEncoder, ModelError, gather_neighbours,
                                  l2_normalise, pooling_weights)
 
@@ -49,16 +53,38 @@ class ContextEncoder(nn.Module):
 
 
 class MultiSageConv(nn.Module):
-    def __init__(self, dim: int, heads: int, combine: str, pooling: str):
+    """form 'paper': the layer above.  form 'residual' (the default, as
+    PinSage's): T(h) = h + T'(h) with T' = Linear, ReLU, Linear whose last
+    layer is zero at the start, W the identity at the start, and the output
+    z_v + z_N(v) left unnormalised (the head normalises once), so the layer
+    starts as attention-weighted propagation of the (masked) input vectors."""
+
+    def __init__(self, dim: int, heads: int, combine: str, pooling: str,
+                 form: str = Convolution.RESIDUAL):
         super().__init__()
         if dim % heads:
             raise ModelError(f"trainer.attention_heads: {heads} does not divide "
                              f"trainer.hidden_dim {dim}; pick a divisor")
+        if str(form) not in Convolution.values():
+            raise ModelError(f"trainer.convolution: unknown form {form!r}; expected "
+                             f"{' or '.join(map(repr, Convolution.values()))}")
         self.heads, self.combine, self.pooling = heads, combine, pooling
-        self.target = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+        self.residual = str(form) == Convolution.RESIDUAL
+        if self.residual:
+            self.target = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+            nn.init.zeros_(self.target[-1].weight)
+            nn.init.zeros_(self.target[-1].bias)
+        else:
+            self.target = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim),
+                                        nn.ReLU())
         self.join = nn.Linear(2 * dim, dim) if combine == "concat" else None
         self.W = nn.Linear(dim, dim, bias=False)
+        if self.residual:
+            nn.init.eye_(self.W.weight)
         self.a = nn.Parameter(torch.randn(heads, 3, dim // heads) * (dim // heads) ** -0.5)
+
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.target(h) if self.residual else self.target(h)
 
     def contextualise(self, z: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         if self.combine == "mask":
@@ -72,7 +98,7 @@ class MultiSageConv(nn.Module):
         vectors of each (ego, neighbour) pair; ego_context [n,d] views the ego and
         all its neighbours through one given context instead."""
         n, k, d = h_nbrs.shape
-        z_v, z_u = self.target(h_self), self.target(h_nbrs)
+        z_v, z_u = self.encode(h_self), self.encode(h_nbrs)
         if ego_context is not None:
             contexts = ego_context.unsqueeze(1).expand(n, k, d)
             z_v = self.contextualise(z_v, ego_context)
@@ -87,7 +113,7 @@ class MultiSageConv(nn.Module):
         logits = logits + torch.log(w.clamp_min(1e-12)).unsqueeze(-1)
         alpha = torch.softmax(logits.masked_fill(~valid, _NEG), dim=1) * valid
         z_n = torch.einsum("nkh,nkhe->nhe", alpha.to(wu.dtype), wu).reshape(n, d)
-        return l2_normalise(z_v + z_n)
+        return z_v + z_n if self.residual else l2_normalise(z_v + z_n)
 
 
 class MultiSage(nn.Module):
@@ -95,7 +121,7 @@ class MultiSage(nn.Module):
                  num_layers: int, context_dims: dict[str, int], id_embedding_buckets: int = 0,
                  pooling: str = "importance", dense_layers: int = 2, attention_heads: int = 4,
                  context_combine: str = "mask", item_type: str = "item",
-                 candidate_prior: bool = False):
+                 candidate_prior: bool = False, convolution: str = Convolution.RESIDUAL):
         super().__init__()
         if not context_dims:
             raise ModelError("MultiSage needs at least one context node type; the store has "
@@ -108,8 +134,10 @@ class MultiSage(nn.Module):
             ContextEncoder(dim, hidden_dim, id_embedding_buckets, name)
             for name, dim in context_dims.items())
         self.convs = nn.ModuleList(MultiSageConv(hidden_dim, attention_heads, context_combine,
-                                                 pooling) for _ in range(num_layers))
+                                                 pooling, convolution)
+                                   for _ in range(num_layers))
         self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers,
+                              residual=str(convolution) == Convolution.RESIDUAL,
                               prior=candidate_prior)
 
     # -- layer-wise API (serving) -------------------------------------------

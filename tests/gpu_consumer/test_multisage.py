@@ -19,15 +19,27 @@ def ms_batch(seed=0):
     return make_batch(seed, context_types=2, context_dims=(3, 0))
 
 
+def _loss(m, batch):
+    return max_margin_loss(m(batch), batch.queries, batch.positives, batch.easy_negatives,
+                           batch.hard_negatives, margin=0.5).loss
+
+
+@pytest.mark.parametrize("form", ["paper", "residual"])
 @pytest.mark.parametrize("combine", ["mask", "translation", "concat"])
-def test_shapes_unit_norm_and_gradients(combine):
+def test_shapes_unit_norm_and_gradients(combine, form):
+    """The residual form's zero-initialised layers pass no gradient to the
+    layer before them until they have moved once: after one step, all learn."""
     batch = ms_batch(1)
-    m = model(context_combine=combine)
+    m = model(context_combine=combine, convolution=form)
     out = m(batch)
     assert out.shape == (len(batch.node_sets[-1]), 8)
     assert torch.allclose(out.norm(dim=1), torch.ones(len(out)), atol=1e-5)
-    max_margin_loss(out, batch.queries, batch.positives, batch.easy_negatives,
-                    batch.hard_negatives, margin=0.5).loss.backward()
+    if form == "residual":
+        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+        _loss(m, batch).backward()
+        opt.step()
+        m.zero_grad()
+    _loss(m, batch).backward()
     unused = {"convs.0.join", "convs.1.join"} if combine != "concat" else set()
     for name, p in m.named_parameters():
         if any(name.startswith(u) for u in unused):
@@ -45,6 +57,23 @@ def test_masking_zeroes_masked_dimensions():
     assert (masked[..., [1, 5]] == 0).all()
     assert (masked[..., [0, 2, 3, 4, 6, 7]] != 0).all()
     assert torch.equal(conv.contextualise(z, ctx), z * ctx)
+
+
+def test_residual_layer_starts_as_attention_propagation_of_the_masked_inputs():
+    torch.manual_seed(0)
+    conv = MultiSageConv(8, 2, "mask", "importance")
+    h_self, h_nbrs = torch.randn(3, 8), torch.randn(3, 4, 8)
+    ctx = torch.rand(3, 4, 8)
+    out = conv(h_self, h_nbrs, torch.full((3, 4), 0.25), ctx)
+    # T starts as the identity and W as the identity: z_N is a convex
+    # combination (per head) of the masked neighbours h_u * z_c.
+    rest = (out - h_self).reshape(3, 2, 4)
+    masked = (h_nbrs * ctx).reshape(3, 4, 2, 4)
+    lo, hi = masked.min(dim=1).values, masked.max(dim=1).values
+    assert ((rest >= lo - 1e-5) & (rest <= hi + 1e-5)).all()
+    paper = MultiSageConv(8, 2, "mask", "importance", "paper")
+    assert torch.allclose(paper(h_self, h_nbrs, torch.full((3, 4), 0.25), ctx).norm(dim=1),
+                          torch.ones(3), atol=1e-5)
 
 
 def test_context_encoder_masks_have_exact_zeros():
