@@ -153,7 +153,7 @@ server.drain_on_signals()
 server.set_ready(True)
 print(server.port, flush=True)
 stop.wait(30)
-time.sleep(1.5)                                        # finishing its last batches
+sys.stdin.readline()        # "finishing its last batches": until the test has looked
 print("drained", flush=True)
 server.close()
 """
@@ -165,19 +165,24 @@ def test_readiness_flips_to_draining_when_the_daemon_starts_its_drain():
     import sys
     from pathlib import Path
     root = Path(__file__).resolve().parents[2]
+    # The daemon stays in its drain until the test writes a line: no sleep to
+    # outlast on a loaded machine.
     proc = subprocess.Popen([sys.executable, "-c", DRAINING_DAEMON], stdout=subprocess.PIPE,
-                            text=True, env=dict(os.environ, PYTHONPATH=str(root)))
+                            stdin=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(root)))
     try:
         url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
         assert _get(f"{url}/readyz")[0::2] == (200, "ready\n")
         proc.send_signal(signal.SIGINT)  # ignored by the daemon: still ready
         assert _get(f"{url}/readyz")[0::2] == (200, "ready\n")
         proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while _get(f"{url}/readyz")[0] == 200 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert _get(f"{url}/readyz")[0::2] == (503, "draining\n")
         assert _get(f"{url}/healthz")[0] == 200  # alive while it drains
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
         assert proc.stdout.readline().strip() == "drained"
         assert proc.wait(timeout=10) == 0
     finally:
