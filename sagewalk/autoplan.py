@@ -26,6 +26,8 @@ ID_TABLE_BYTES = 1 << 30
 # Upper bound on steps a second for "as many epochs as fit" (a GPU-class
 # rate); the budget, not this cap, ends a run on slower machines.
 MAX_STEPS_PER_SECOND = 100
+# The training pairs are drawn once and held in every producer (two int64 per pair).
+PAIRS_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ RULES: tuple[Rule, ...] = (
     Rule("sampler.restart_prob", lambda s, b, c: 0.5, "as the demo's short walks"),
     Rule("sampler.num_neighbors", lambda s, b, c: int(min(10, max(3, s.reach // 2))),
          "10 (the demo's) unless one step reaches fewer than 20 items"),
+    Rule("sampler.pairs_per_item",
+         lambda s, b, c: int(max(2, min(10, PAIRS_BYTES // (16 * max(1, s.items))))),
+         "10 positives per item (the held-out-edge runs: 2 are memorised within minutes), "
+         "fewer when items x 16 bytes x 10 would pass 256 MiB per producer"),
     Rule("sampler.hard_negative_walks", lambda s, b, c: 50,
          "cheaper hard negatives under a budget (the demo's)"),
     Rule("sampler.hard_negative_walk_length", lambda s, b, c: 10, "as the demo"),

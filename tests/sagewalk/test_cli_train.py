@@ -24,12 +24,14 @@ def test_rules_follow_the_store_and_the_budget():
     assert (t.loss, t.temperature, t.embedding_dim, t.hidden_dim) == ("softmax", 0.3, 64, 64)
     assert t.id_embedding_buckets == 3883 and s.batch_size == 256 and s.walk_length == 2
     assert t.warmup_fraction == 0.1 and t.hard_negative_schedule == (0, 1, 2)
-    assert t.candidate_prior is True
+    assert t.candidate_prior is True and s.pairs_per_item == 10
     sparse, _ = autoplan.fill_unset(load(None), set(), stats(items=10**6, item_degree=2.0,
                                                              context_degree=3.0), 30.0)
     assert sparse.sampler.walk_length == 5 and sparse.sampler.num_neighbors == 3
     assert sparse.trainer.embedding_dim == 128 and sparse.trainer.lr == pytest.approx(0.005)
     assert sparse.sampler.batch_size == 512 and sparse.trainer.validate_every == 0
+    huge, _ = autoplan.fill_unset(load(None), set(), stats(items=10**7), 600.0)
+    assert huge.sampler.pairs_per_item == 2     # 10 per item would pass 256 MiB
     assert {c["setting"] for c in choices} == {r.key for r in autoplan.RULES + autoplan.RUN_RULES}
     assert all(c["because"] for c in choices)
 
