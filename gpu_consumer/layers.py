@@ -86,7 +86,7 @@ class DenseHead(nn.Module):
 
     residual: z ← P·h + G2·ReLU(G1·h + g) with the last layer zero at the
     start, so the head begins as P (the identity when in_dim == out_dim, else
-    a fixed-at-start linear map, trained like the rest) and learns a
+    a random linear map at the start, trained like the rest) and learns a
     correction, instead of squashing every input through the ReLU and the
     biases first (docs/quality.md).
 

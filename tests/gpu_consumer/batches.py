@@ -65,3 +65,10 @@ def make_minibatch(seed: int = 0, *, num_nodes: int = 200, batch_size: int = 8,
 
 def make_batch(seed: int = 0, **kwargs) -> TensorBatch:
     return TensorBatch.from_minibatch(make_minibatch(seed, **kwargs))
+
+
+def hinge_loss(model, batch):
+    """The max-margin loss (Δ 0.5) of `model` on `batch`: what the gradient tests step on."""
+    from gpu_consumer.loss import max_margin_loss
+    return max_margin_loss(model(batch), batch.queries, batch.positives, batch.easy_negatives,
+                           batch.hard_negatives, margin=0.5).loss

@@ -4,7 +4,7 @@ import torch
 from gpu_consumer.layers import ModelError
 from gpu_consumer.loss import max_margin_loss
 from gpu_consumer.multisage import ContextEncoder, MultiSage, MultiSageConv
-from tests.gpu_consumer.batches import make_batch
+from tests.gpu_consumer.batches import hinge_loss, make_batch
 
 
 def model(**kw):
@@ -19,11 +19,6 @@ def ms_batch(seed=0):
     return make_batch(seed, context_types=2, context_dims=(3, 0))
 
 
-def _loss(m, batch):
-    return max_margin_loss(m(batch), batch.queries, batch.positives, batch.easy_negatives,
-                           batch.hard_negatives, margin=0.5).loss
-
-
 @pytest.mark.parametrize("form", ["paper", "residual"])
 @pytest.mark.parametrize("combine", ["mask", "translation", "concat"])
 def test_shapes_unit_norm_and_gradients(combine, form):
@@ -36,10 +31,10 @@ def test_shapes_unit_norm_and_gradients(combine, form):
     assert torch.allclose(out.norm(dim=1), torch.ones(len(out)), atol=1e-5)
     if form == "residual":
         opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-        _loss(m, batch).backward()
+        hinge_loss(m, batch).backward()
         opt.step()
         m.zero_grad()
-    _loss(m, batch).backward()
+    hinge_loss(m, batch).backward()
     unused = {"convs.0.join", "convs.1.join"} if combine != "concat" else set()
     for name, p in m.named_parameters():
         if any(name.startswith(u) for u in unused):

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from gpu_consumer.layers import InputEncoder, ModelError, gather_neighbours, hash_ids
 from gpu_consumer.loss import max_margin_loss
 from gpu_consumer.pinsage import PinSage, PinSageConv
-from tests.gpu_consumer.batches import make_batch
+from tests.gpu_consumer.batches import hinge_loss, make_batch
 
 
 def model(**kw):
@@ -23,11 +23,6 @@ def test_forward_shapes_and_unit_sphere():
     assert torch.allclose(out.norm(dim=1), torch.ones(len(out)), atol=1e-5)
 
 
-def _loss(m, batch):
-    return max_margin_loss(m(batch), batch.queries, batch.positives, batch.easy_negatives,
-                           batch.hard_negatives, margin=0.5).loss
-
-
 @pytest.mark.parametrize("form", ["paper", "residual"])
 def test_every_parameter_gets_a_gradient(form):
     """The residual form's zero-initialised last layers pass no gradient to
@@ -37,10 +32,10 @@ def test_every_parameter_gets_a_gradient(form):
     m = model(id_embedding_buckets=64, convolution=form)
     if form == "residual":
         opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-        _loss(m, batch).backward()
+        hinge_loss(m, batch).backward()
         opt.step()
         m.zero_grad()
-    _loss(m, batch).backward()
+    hinge_loss(m, batch).backward()
     for name, p in m.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
