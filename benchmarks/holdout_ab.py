@@ -99,7 +99,7 @@ def run(args) -> dict:
     for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
         scores = ho.evaluate(held, scorers, exclude_neighbours=exclude)
         report[mode] = {name: r.as_dict() for name, r in scores.items()}
-        report[mode].update(_baselines(held, exclude))
+        report[mode].update(baselines_for(held, exclude))
     return report
 
 
@@ -123,8 +123,10 @@ def _item_degrees(held):
     return graph.item_degrees()
 
 
-def _baselines(held, exclude: bool) -> dict:
-    """Baseline figures on the same pairs, computed once per holdout and mode."""
+def baselines_for(held, exclude: bool) -> dict:
+    """Baseline figures on the same pairs, computed once per holdout and mode
+    and cached in the holdout's baselines.json (benchmarks/quality.py reads
+    the same cache)."""
     from pathlib import Path
 
     from serving import holdout as ho

@@ -66,6 +66,7 @@ HOLDOUT_METHODS = {
     "multisage": ["trainer.model=multisage"],
 }
 GRAPHS = ("ml-100k", "ml-1m", "synth-10k", "synth-50k")
+MODES = (("all_items", False), ("beyond_neighbours", True))   # exclude the neighbours?
 
 
 def main() -> None:
@@ -134,6 +135,8 @@ def run(out: Path, cache: str | None, names: list[str], minutes: float) -> dict:
 
 def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: float,
                   out: Path) -> dict:
+    from benchmarks.holdout_ab import baselines_for
+    from serving import holdout as ho
     unknown = [m for m in methods if m not in HOLDOUT_METHODS]
     if unknown:
         sys.exit(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(HOLDOUT_METHODS)}")
@@ -143,9 +146,11 @@ def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: fl
         if not (holdout / "holdout.json").exists():
             sys.exit(f"{holdout}: no holdout; build it with "
                      f"`sagewalk holdout --benchmark {graph} --root {root}`")
-        entry = {"methods": {}, "baselines": _holdout_baselines(holdout)}
+        held = ho.load_holdout(holdout)
+        entry = {"methods": {}, "baselines": {
+            mode: baselines_for(held, exclude) for mode, exclude in MODES}}
         for method in methods:
-            entry["methods"][method] = _train_and_score(holdout, method, minutes,
+            entry["methods"][method] = _train_and_score(held, method, minutes,
                                                         out / graph / method)
             print(f"{graph} {method}: {json.dumps(entry['methods'][method])}",
                   file=sys.stderr, flush=True)
@@ -153,12 +158,11 @@ def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: fl
     return report
 
 
-def _train_and_score(holdout: Path, method: str, minutes: float, out: Path) -> dict:
+def _train_and_score(held, method: str, minutes: float, out: Path) -> dict:
     import shutil
     import subprocess
 
     from serving import holdout as ho
-    held = ho.load_holdout(holdout)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     config = out / "config.toml"
@@ -178,25 +182,9 @@ def _train_and_score(holdout: Path, method: str, minutes: float, out: Path) -> d
     summary = json.loads((out / "run" / "run_summary.json").read_text())
     scorer = {"model": ho.embedding_scorer(held, out / "export")}
     result = {"steps": summary.get("steps"), "seconds": round(time.monotonic() - started, 1)}
-    for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
+    for mode, exclude in MODES:
         result[mode] = ho.evaluate(held, scorer, exclude_neighbours=exclude)["model"].as_dict()
     return result
-
-
-def _holdout_baselines(holdout: Path) -> dict:
-    """Baselines on the same pairs, both protocols, cached in holdout/baselines.json
-    (the cache benchmarks/holdout_ab.py keeps too)."""
-    from serving import holdout as ho
-    held = ho.load_holdout(holdout)
-    cache = holdout / "baselines.json"
-    known = json.loads(cache.read_text()) if cache.exists() else {}
-    for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
-        if mode not in known:
-            scorers = ho.baseline_scorers(held.store, held.item_type, held.context_types)
-            known[mode] = {name: r.as_dict() for name, r in
-                           ho.evaluate(held, scorers, exclude_neighbours=exclude).items()}
-            cache.write_text(json.dumps(known, indent=1))
-    return known
 
 
 if __name__ == "__main__":

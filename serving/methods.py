@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gpu_consumer.prior import queries_for
 from serving import baselines
 from serving.evaluate import EvaluationError, HeldOut, hits_at_k
 from serving.vectors import read_layout
@@ -21,22 +20,22 @@ from serving.vectors import read_layout
 BASELINES = ("popularity", "itemknn", "randomwalk", "genre", "features", "nextitem")
 
 
-class CatalogueEmbeddings:
-    """Embedding scorer over the catalogue; rows missing from the export score -inf.
-    prior: the vectors are [z ‖ β] and queries score as [z ‖ 1] (z_q·z_c + β_c),
-    as the index serves them."""
+class CatalogueEmbeddings(baselines.Embeddings):
+    """The embedding scorer (baselines.Embeddings: z_q·z_c, or z_q·z_c + β_c
+    with the prior, as the index serves them) with the export's rows aligned
+    to the catalogue; rows missing from the export score -inf."""
 
     def __init__(self, vectors: np.ndarray, ids: list[str], catalogue: tuple[str, ...], *,
                  prior: bool = False):
-        self.prior = bool(prior)
         row = {x: i for i, x in enumerate(ids)}
         where = np.array([row.get(x, -1) for x in catalogue], np.int64)
         self.present = where >= 0
-        self.vectors = np.zeros((len(catalogue), vectors.shape[1]), np.float32)
-        self.vectors[self.present] = np.asarray(vectors, np.float32)[where[self.present]]
+        aligned = np.zeros((len(catalogue), vectors.shape[1]), np.float32)
+        aligned[self.present] = np.asarray(vectors, np.float32)[where[self.present]]
+        super().__init__(aligned, prior=prior)
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
-        scores = queries_for(self.vectors[queries], self.prior) @ self.vectors.T
+        scores = super().__call__(queries)
         scores[:, ~self.present] = -np.inf
         return scores
 

@@ -50,13 +50,13 @@ def layout_of(spec) -> VectorLayout:
 
 
 def write_layout(directory: str | os.PathLike, layout: VectorLayout) -> Path:
-    """directory/vectors.json, through a temp file renamed into place."""
+    """directory/vectors.json, written atomically (gpu_consumer.checkpoint's
+    temp file, fsync and rename)."""
+    from gpu_consumer.checkpoint import write_atomically
     path = Path(directory) / VECTORS_FILE
     payload = {"format": VECTORS_FORMAT, "version": VECTORS_VERSION, "dim": layout.dim,
                "embedding_dim": layout.embedding_dim, "prior": layout.prior}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, (json.dumps(payload, indent=2) + "\n").encode())
     return path
 
 
