@@ -19,6 +19,11 @@ class Convolution(Choice):
     PAPER = "paper"             # Algorithm 1 as printed: ReLU(W·[h ‖ ReLU(Q·h_v)]), L2 per layer
 
 
+class PriorSource(Choice):
+    LEARNED = "learned"         # β = b·h + c of the head's input, zero at start
+    DEGREE = "degree"           # β = s·log(1 + degree), s from τ and the negatives (prior.py)
+
+
 class LossKind(Choice):
     MAX_MARGIN = "max_margin"
     SOFTMAX = "softmax"
@@ -56,6 +61,16 @@ class TrainerConfig:
         "zero at start) exported as an extra last column [z || beta]; every score becomes "
         "z_q.z_c + beta_c (queries are [z || 1]), so popular items can rank higher than "
         "cosine alone allows (docs/quality.md, docs/serving.md).")
+    prior_source: PriorSource = setting(
+        PriorSource.LEARNED, "Where the candidate prior beta comes from: 'learned' (a linear "
+        "map of the item's last hidden vector) or 'degree' (tau x log(1 + the item's degree in "
+        "the store), fixed: the popularity a sampled softmax over uniform negatives would "
+        "learn; docs/quality.md).")
+    prior_in_loss: bool = setting(
+        False, "With prior_source='degree': also add the fixed beta to the training loss's "
+        "scores.  Off, z is trained on cosines alone and beta is added where the vectors "
+        "are served (index, evaluation); off scored higher on all four held-out-edge graphs "
+        "(docs/quality.md, session 6).  A learned beta is always in the loss.")
     hard_negative_schedule: tuple[int, ...] = setting(
         [], "Hard negatives per example in epoch 1, 2, ...; empty means PinSage's n-1 at "
         "epoch n.")

@@ -93,10 +93,15 @@ class DenseHead(nn.Module):
     prior: also a scalar β = b·h + c of the head's input, returned as an
     extra last column [z ‖ β] (gpu_consumer/prior.py): the candidate prior a
     unit vector cannot express.  b and c start at zero, so training starts
-    from the cosine-only scores."""
+    from the cosine-only scores.
+
+    degree_items: instead of b·h + c, β is read from a fixed table of that
+    many items (the `prior_table` buffer, s·log(1 + degree) filled from the
+    store by build_model and saved with the weights; gpu_consumer/prior.py):
+    forward then needs the items' ids."""
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int, *,
-                 residual: bool = False, prior: bool = False):
+                 residual: bool = False, prior: bool = False, degree_items: int = 0):
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (layers - 1) + [out_dim]
         self.layers = nn.ModuleList(
@@ -110,12 +115,17 @@ class DenseHead(nn.Module):
                 nn.init.normal_(self.skip.weight, std=in_dim ** -0.5)
         # Created last, so the other weights draw the same initial values
         # whether the prior is on or off.
-        self.prior = nn.Linear(in_dim, 1) if prior else None
+        self.prior = nn.Linear(in_dim, 1) if prior and not degree_items else None
         if self.prior is not None:
             nn.init.zeros_(self.prior.weight)
             nn.init.zeros_(self.prior.bias)
+        self.has_prior = bool(prior)
+        if prior and degree_items:
+            self.register_buffer("prior_table", torch.zeros(int(degree_items)))
+        else:
+            self.prior_table = None
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
         x = h
         for i, layer in enumerate(self.layers):
             x = layer(x)
@@ -124,9 +134,15 @@ class DenseHead(nn.Module):
         if self.residual:
             x = x + (h if self.skip is None else self.skip(h))
         z = l2_normalise(x.float())
-        if self.prior is None:
+        if not self.has_prior:
             return z
-        return torch.cat([z, self.prior(h).float()], dim=-1)
+        if self.prior is not None:
+            return torch.cat([z, self.prior(h).float()], dim=-1)
+        if ids is None or ids.shape[0] != h.shape[0]:
+            raise ModelError(f"the degree prior needs the ids of the {h.shape[0]} items "
+                             f"embedded, got {None if ids is None else tuple(ids.shape)}")
+        beta = self.prior_table[ids.to(self.prior_table.device).long()]
+        return torch.cat([z, beta[:, None].float()], dim=-1)
 
 
 def gather_neighbours(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

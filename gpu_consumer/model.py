@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gpu_consumer.config import PriorSource
 from gpu_consumer.layers import ModelError
+from gpu_consumer.prior import degree_prior, degree_scale
 from sampler.config import ModelKind
 from gpu_consumer.multisage import MultiSage
 from gpu_consumer.pinsage import PinSage
@@ -49,6 +51,9 @@ class ModelSpec:
     context_combine: str = "mask"
     convolution: str = "residual"
     candidate_prior: bool = False  # exported vectors are [z ‖ β] (gpu_consumer/prior.py)
+    prior_source: str = "learned"  # β: 'learned' from h, or 'degree' (a fixed table)
+    prior_scale: float = 0.0       # 'degree': β = prior_scale·log(1 + degree)
+    num_items: int = 0             # 'degree': rows of the β table
 
 
 def context_types(store, sampler_cfg) -> list[str]:
@@ -83,7 +88,10 @@ def spec_from(trainer_cfg, store, sampler_cfg) -> ModelSpec:
         pooling=str(trainer_cfg.pooling), dense_layers=trainer_cfg.dense_layers, item_type=item,
         context_dims=context_dims, attention_heads=trainer_cfg.attention_heads,
         context_combine=trainer_cfg.context_combine, convolution=str(trainer_cfg.convolution),
-        candidate_prior=bool(trainer_cfg.candidate_prior))
+        candidate_prior=bool(trainer_cfg.candidate_prior),
+        prior_source=str(trainer_cfg.prior_source),
+        prior_scale=degree_scale(trainer_cfg.temperature, sampler_cfg.negative_distribution),
+        num_items=int(store.node_types[item]))
 
 
 def build_from_spec(spec: ModelSpec) -> nn.Module:
@@ -91,7 +99,8 @@ def build_from_spec(spec: ModelSpec) -> nn.Module:
                   embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
                   id_embedding_buckets=spec.id_embedding_buckets, pooling=spec.pooling,
                   dense_layers=spec.dense_layers, item_type=spec.item_type,
-                  candidate_prior=spec.candidate_prior)
+                  candidate_prior=spec.candidate_prior,
+                  prior_items=spec.num_items if _degree_prior(spec) else 0)
     if spec.model == "pinsage":
         model = PinSage(**common, convolution=spec.convolution)
     elif spec.model == "multisage":
@@ -111,7 +120,15 @@ def build_model(trainer_cfg, store, sampler_cfg) -> nn.Module:
     spec = spec_from(trainer_cfg, store, sampler_cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(trainer_cfg.seed)
-        return build_from_spec(spec)
+        model = build_from_spec(spec)
+    if _degree_prior(spec):
+        table = degree_prior(store, spec.item_type, spec.prior_scale)
+        model.head.prior_table.copy_(torch.from_numpy(table))
+    return model
+
+
+def _degree_prior(spec: ModelSpec) -> bool:
+    return bool(spec.candidate_prior) and spec.prior_source == PriorSource.DEGREE
 
 
 def export_model(run_dir: str | os.PathLike, model: nn.Module, extra: dict | None = None) -> Path:

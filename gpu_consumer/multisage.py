@@ -121,7 +121,7 @@ class MultiSage(nn.Module):
                  num_layers: int, context_dims: dict[str, int], id_embedding_buckets: int = 0,
                  pooling: str = "importance", dense_layers: int = 2, attention_heads: int = 4,
                  context_combine: str = "mask", item_type: str = "item",
-                 candidate_prior: bool = False, convolution: str = Convolution.RESIDUAL):
+                 candidate_prior: bool = False, prior_items: int = 0, convolution: str = Convolution.RESIDUAL):
         super().__init__()
         if not context_dims:
             raise ModelError("MultiSage needs at least one context node type; the store has "
@@ -138,7 +138,7 @@ class MultiSage(nn.Module):
                                    for _ in range(num_layers))
         self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers,
                               residual=str(convolution) == Convolution.RESIDUAL,
-                              prior=candidate_prior)
+                              prior=candidate_prior, degree_items=prior_items)
 
     # -- layer-wise API (serving) -------------------------------------------
     def input_vectors(self, features, node_ids):
@@ -172,8 +172,9 @@ class MultiSage(nn.Module):
                 else torch.zeros_like(h_nbrs)
         return self.convs[layer](h_self, h_nbrs, weights, contexts, ego_context)
 
-    def finalize(self, h):
-        return self.head(h)
+    def finalize(self, h, ids=None):
+        """The head: [z] or [z ‖ β]; `ids` (the items' dense ids) for a degree prior."""
+        return self.head(h, ids)
 
     # -- minibatches ---------------------------------------------------------
     def batch_contexts(self, batch) -> torch.Tensor:
@@ -211,4 +212,4 @@ class MultiSage(nn.Module):
                 ego = context.expand(batch.num_dst[k], -1) if context.dim() == 1 else context
             h = self.convolve(k, h[:batch.num_dst[k]], gather_neighbours(h, batch.nbr_index[k]),
                               batch.nbr_weight[k], pair_ctx, ego)
-        return self.finalize(h)
+        return self.finalize(h, batch.node_sets[-1])

@@ -95,7 +95,7 @@ class PinSage(nn.Module):
     def __init__(self, *, feature_dim: int, hidden_dim: int, embedding_dim: int,
                  num_layers: int, id_embedding_buckets: int = 0, pooling: str = "importance",
                  dense_layers: int = 2, item_type: str = "item",
-                 convolution: str = Convolution.RESIDUAL, candidate_prior: bool = False):
+                 convolution: str = Convolution.RESIDUAL, candidate_prior: bool = False, prior_items: int = 0):
         super().__init__()
         self.num_layers = int(num_layers)
         self.encoder = InputEncoder(feature_dim, hidden_dim, id_embedding_buckets,
@@ -104,7 +104,7 @@ class PinSage(nn.Module):
                                    for _ in range(num_layers))
         self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers,
                               residual=str(convolution) == Convolution.RESIDUAL,
-                              prior=candidate_prior)
+                              prior=candidate_prior, degree_items=prior_items)
 
     def input_vectors(self, features: torch.Tensor | None, node_ids: torch.Tensor) -> torch.Tensor:
         return self.encoder(features, node_ids)
@@ -113,8 +113,9 @@ class PinSage(nn.Module):
                  weights: torch.Tensor) -> torch.Tensor:
         return self.convs[layer](h_self, h_nbrs, weights)
 
-    def finalize(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head(h)
+    def finalize(self, h: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The head: [z] or [z ‖ β]; `ids` (the items' dense ids) for a degree prior."""
+        return self.head(h, ids)
 
     def forward(self, batch) -> torch.Tensor:
         """Embeddings of `batch.node_sets[-1]` (the targets), [n, embedding_dim]
@@ -127,4 +128,4 @@ class PinSage(nn.Module):
         for k in range(self.num_layers):
             h = self.convs[k].forward_block(h, batch.nbr_index[k], batch.nbr_weight[k],
                                             batch.num_dst[k])
-        return self.finalize(h)
+        return self.finalize(h, batch.node_sets[-1])

@@ -12,7 +12,23 @@ product gives the cosine plus the candidate's prior:
     as_queries(v_q) · v_c = z_q·z_c + β_c
 
 Every scorer (the loss, validation, the FAISS index, evaluation) scores this
-way, so one inner-product index serves what training optimised.  Without the
+way, so one inner-product index serves what training optimised.
+
+β comes from one of two sources (trainer.prior_source):
+
+- 'learned': β = b·h + c of the head's input, b and c zero at the start;
+- 'degree':  β = s·log(1 + degree), fixed, from the store (`degree_prior`).
+  A sampled softmax at temperature τ over negatives drawn with probability
+  ∝ degree^e is optimal when its logits (score/τ) hold log p(c | q) − log q(c);
+  for the popularity part of p that is (1 − e)·log degree, so
+  s = τ·(1 − e): τ for uniform negatives, τ/4 for degree^0.75 ones
+  (`degree_scale`).  By default (trainer.prior_in_loss off) the training
+  loss scores cosines alone and β joins where the vectors are served: that
+  scored higher on all four held-out-edge graphs than training on
+  z·z + β, and far higher than the learned β, whose β and z share the
+  head's input (on synth-50k the cosines collapsed onto one direction, mean
+  cosine 0.96, while β did the ranking); docs/quality.md, "Found
+  (session 6)".  Without the
 prior a vector is z alone and the helpers below are not needed (`scores`
 handles both).  Works on numpy arrays and torch tensors alike; torch is only
 imported when a tensor is passed.
@@ -27,6 +43,39 @@ def width(spec) -> int:
     """Columns of an exported vector for a model spec: embedding_dim, plus
     one for β when the prior is on.  Serving sizes its tables with this."""
     return int(spec.embedding_dim) + (1 if getattr(spec, "candidate_prior", False) else 0)
+
+
+def in_loss(trainer_cfg) -> bool:
+    """Whether the training loss scores with the β column: a learned β always
+    (the loss is what trains it), a degree β only with trainer.prior_in_loss."""
+    if not trainer_cfg.candidate_prior:
+        return False
+    return str(trainer_cfg.prior_source) == "learned" or bool(trainer_cfg.prior_in_loss)
+
+
+def degree_scale(temperature: float, negative_distribution: str) -> float:
+    """s of β = s·log(1 + degree): the popularity a sampled softmax at
+    `temperature` would put in the scores, less what the negatives' own
+    sampling (uniform, or ∝ degree^0.75) already accounts for."""
+    exponent = 0.75 if str(negative_distribution) == "degree" else 0.0
+    return float(temperature) * (1.0 - exponent)
+
+
+def item_degrees(store, item_type: str) -> np.ndarray:
+    """int64 [items]: each item's edges over every edge type that touches its
+    type (both directions of an item-item type)."""
+    n = store.node_types[item_type]
+    degree = np.zeros(n, np.int64)
+    for name, e in store.edge_types.items():
+        for reverse, rows in ((False, e.src_type), (True, e.dst_type)):
+            if rows == item_type:
+                degree += np.diff(np.asarray(store.csr(name, reverse=reverse).indptr))
+    return degree
+
+
+def degree_prior(store, item_type: str, scale: float) -> np.ndarray:
+    """float32 [items]: β = scale·log(1 + degree) of every item."""
+    return (scale * np.log1p(item_degrees(store, item_type))).astype(np.float32)
 
 
 def _is_torch(v) -> bool:

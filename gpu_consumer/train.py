@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpu_consumer import distributed
+from gpu_consumer import distributed, prior
 from gpu_consumer.config import TrainerConfig
 from gpu_consumer.layers import ModelError
 from gpu_consumer.loss import ranking_loss
@@ -57,6 +57,10 @@ def _check_prior(model: torch.nn.Module, cfg: TrainerConfig) -> None:
     if built is not None and bool(built) != bool(cfg.candidate_prior):
         raise ModelError(f"trainer.candidate_prior is {cfg.candidate_prior} but the model was "
                          f"built with candidate_prior={built}; build it from the same config")
+    source = getattr(spec, "prior_source", "learned")
+    if built is not None and cfg.candidate_prior and source != str(cfg.prior_source):
+        raise ModelError(f"trainer.prior_source is {str(cfg.prior_source)!r} but the model was "
+                         f"built with prior_source={source!r}; build it from the same config")
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
@@ -102,10 +106,13 @@ class Trainer:
         with self._autocast():
             embeddings = self.model(batch)
         c = self.cfg
+        scored = prior.in_loss(c)
+        if c.candidate_prior and not scored:   # a fixed β joins where the vectors are served
+            embeddings = prior.unit_part(embeddings)
         parts = ranking_loss(c.loss, embeddings.float(), batch.queries, batch.positives,
                              batch.easy_negatives, batch.hard_negatives, margin=c.margin,
                              temperature=c.temperature, in_batch=c.in_batch_negatives,
-                             prior=c.candidate_prior)
+                             prior=scored)
         self.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         lr, norm = self._update(contributes=True)

@@ -74,8 +74,12 @@ RULES: tuple[Rule, ...] = (
          "0.3 generalised better than 0.1 on both held-out-edge graphs it was measured on "
          "(docs/quality.md, session 5)"),
     Rule("trainer.candidate_prior", lambda s, b, c: True,
-         "a learned popularity prior: HR@10 beyond neighbours 0.084 -> 0.229 on synth-10k, "
-         "0.023 -> 0.030 on ML-100K (docs/quality.md, session 5)"),
+         "a popularity prior beside the cosine: HR@10 beyond neighbours 0.084 -> 0.229 on "
+         "synth-10k (docs/quality.md, session 5)"),
+    Rule("trainer.prior_source", lambda s, b, c: "degree",
+         "tau x log(1 + degree) from the store, added where served: above the learned prior on "
+         "all four held-out-edge graphs, which collapsed the cosines on synth-50k "
+         "(docs/quality.md, session 6)"),
     Rule("trainer.embedding_dim", lambda s, b, c: 64 if s.items <= 200_000 else 128,
          "64 up to 200k items, 128 beyond"),
     Rule("trainer.hidden_dim", lambda s, b, c: c.trainer.embedding_dim,

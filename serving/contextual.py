@@ -70,7 +70,7 @@ class ContextualRanker:
         h_self, h_nbrs, w = layer_inputs(self.h_prev, self.neighbors, self.weights, items)
         ego = context.expand(len(items), -1)
         h = self.model.convolve(self.model.num_layers - 1, h_self, h_nbrs, w, None, ego)
-        return self.model.finalize(h)
+        return self.model.finalize(h, torch.from_numpy(np.asarray(items, np.int64)))
 
     def related(self, item_id: str, context_id: str, k: int = 10) -> list[Related]:
         """The k items of context `context_id` most related to `item_id` within it."""

@@ -94,7 +94,8 @@ class ChunkRunner:
                 self._write(self.tables.hidden[0], lo, self.input_vectors(lo, hi))
             elif stage == FINAL:
                 h = torch.from_numpy(np.array(self.tables.hidden[-1][lo:hi])).to(self.device)
-                self._write(self.tables.final, lo, self.model.finalize(h))
+                ids = torch.arange(lo, hi, device=self.device)
+                self._write(self.tables.final, lo, self.model.finalize(h, ids))
             else:
                 layer = int(stage.removeprefix("layer"))
                 self._write(self.tables.hidden[layer], lo, self.convolve(layer - 1, lo, hi))
@@ -199,7 +200,8 @@ def recompute_nodes(runner: ChunkRunner, nodes: np.ndarray) -> torch.Tensor:
     of earlier layers, shared nodes recomputed) -- what layer-wise inference avoids.
     Reads only the neighbourhood table.  Used by tests and benchmarks/embed.py."""
     with torch.inference_mode():
-        out = [runner.model.finalize(_expand(runner, np.array([v]), runner.model.num_layers))
+        out = [runner.model.finalize(_expand(runner, np.array([v]), runner.model.num_layers),
+                                     torch.tensor([v]))
                for v in np.asarray(nodes).tolist()]
     return torch.cat(out)
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.e2e.small_store import write_store_and_config
 
@@ -25,9 +26,10 @@ def _sagewalk(*argv, env, timeout=180):
     return done.stdout
 
 
-def test_train_embed_index_query_with_the_candidate_prior(tmp_path):
+@pytest.mark.parametrize("source", ["learned", "degree"])
+def test_train_embed_index_query_with_the_candidate_prior(tmp_path, source):
     from gpu_consumer.prior import as_queries
-    cfg = write_store_and_config(tmp_path, "candidate_prior = true\n")
+    cfg = write_store_and_config(tmp_path, f"candidate_prior = true\nprior_source = '{source}'\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     _sagewalk("train", "--config", str(cfg), "--minutes", "0.05", env=env)
     assert json.loads((tmp_path / "run" / "run_summary.json").read_text())["steps"] > 0
@@ -37,7 +39,16 @@ def test_train_embed_index_query_with_the_candidate_prior(tmp_path):
     v = np.load(tmp_path / "exp" / "embeddings.npy")
     assert v.shape == (200, 17)
     np.testing.assert_allclose(np.linalg.norm(v[:, :-1], axis=1), 1.0, rtol=1e-5)
-    assert v[:, -1].std() > 0                          # β moved off its zero start
+    assert v[:, -1].std() > 0                # learned: off its zero start; degree: the store's
+    if source == "degree":
+        from gpu_consumer.prior import degree_prior
+        from graphstore import open_store
+        store = open_store(tmp_path / "store")
+        by_id = dict(zip(map(str, store.ids("item").to_external(np.arange(200))),
+                         degree_prior(store, "item", 0.3)))   # tau 0.3 from `sagewalk train`
+        np.testing.assert_allclose(v[:, -1], [by_id[i] for i in
+                                              (tmp_path / "exp" / "ids.txt").read_text().split()],
+                                   rtol=1e-6)
     assert json.loads((tmp_path / "exp" / "vectors.json").read_text())["prior"] is True
     _sagewalk("index", "--config", str(cfg), str(tmp_path / "exp"), "--out",
               str(tmp_path / "idx"), env=env)

@@ -108,3 +108,32 @@ def test_a_spec_written_before_the_prior_loads_without_it(store, tmp_path):
     torch.save(payload, tmp_path / "run" / "model.pt")
     back = load_model(tmp_path / "run")
     assert back.spec.candidate_prior is False and back.head.prior is None
+
+
+@pytest.mark.parametrize("kind", ["pinsage", "multisage"])
+def test_a_degree_prior_is_the_stores_log_degree_and_round_trips(store, tmp_path, kind):
+    c = cfg(f"trainer.model={kind}", "trainer.candidate_prior=true",
+            "trainer.prior_source=degree", "trainer.temperature=0.3")
+    m = build_model(c.trainer, store, c.sampler).eval()
+    assert m.head.prior is None and m.spec.num_items == 40
+    assert m.spec.prior_scale == pytest.approx(0.3)        # uniform negatives: s = tau
+    degree = np.zeros(40, np.int64)                        # over both edge types
+    for name in ("rates", "pinned"):
+        degree += np.diff(np.asarray(store.csr(name).indptr))
+    want = torch.from_numpy((0.3 * np.log1p(degree)).astype(np.float32))
+    torch.testing.assert_close(m.head.prior_table, want)
+    export_model(tmp_path / "run", m)
+    back = load_model(tmp_path / "run")
+    ids = torch.tensor([3, 0, 39, 3])
+    with torch.no_grad():
+        out = back.finalize(torch.randn(4, 16), ids)
+    assert out.shape == (4, 9)
+    torch.testing.assert_close(out[:, -1], want[ids])
+    with pytest.raises(ModelError, match="needs the ids"):
+        back.finalize(torch.randn(4, 16))
+
+
+def test_degree_negatives_leave_a_quarter_of_the_popularity_to_the_prior(store):
+    c = cfg("trainer.candidate_prior=true", "trainer.prior_source=degree",
+            "trainer.temperature=0.2", "sampler.negative_distribution=degree")
+    assert build_model(c.trainer, store, c.sampler).spec.prior_scale == pytest.approx(0.05)

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from gpu_consumer.layers import InputEncoder, ModelError, gather_neighbours, hash_ids
-from gpu_consumer.loss import max_margin_loss
+from gpu_consumer.loss import max_margin_loss, ranking_loss
 from gpu_consumer.pinsage import PinSage, PinSageConv
 from tests.gpu_consumer.batches import hinge_loss, make_batch
 
@@ -196,3 +196,26 @@ def test_the_prior_learns_from_the_loss():
     max_margin_loss(v, batch.queries, batch.positives, batch.easy_negatives,
                     batch.hard_negatives, margin=0.5, prior=True).loss.backward()
     assert m.head.prior.weight.grad.abs().sum() > 0 and m.head.prior.bias.grad is not None
+
+
+def test_a_degree_prior_reads_beta_from_its_table_by_target_id_and_is_not_trained():
+    batch = make_batch(4)                             # node ids below 200
+    plain, m = model(), model(candidate_prior=True, prior_items=200)
+    assert m.head.prior is None
+    with torch.no_grad():
+        m.head.prior_table.copy_(torch.linspace(-1, 2, 200))
+    out = m(batch)
+    targets = batch.node_sets[-1]
+    torch.testing.assert_close(out[:, -1], m.head.prior_table[targets])
+    assert torch.allclose(out[:, :-1], plain(batch), atol=1e-6)   # z as without a prior
+    softmax_loss = ranking_loss("softmax", out, batch.queries, batch.positives,
+                                batch.easy_negatives, batch.hard_negatives, margin=0.1,
+                                temperature=0.3, prior=True).loss
+    softmax_loss.backward()
+    assert "prior_table" not in dict(m.named_parameters())        # a buffer: fixed
+    assert "head.prior_table" in m.state_dict()                   # saved with the weights
+    h = m.input_vectors(batch.features, batch.node_sets[0])
+    for k in range(m.num_layers):
+        h = m.convolve(k, h[:batch.num_dst[k]], gather_neighbours(h, batch.nbr_index[k]),
+                       batch.nbr_weight[k])
+    torch.testing.assert_close(m.finalize(h, targets), out)

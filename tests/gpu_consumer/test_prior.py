@@ -61,3 +61,25 @@ def test_width_follows_the_spec():
     assert width(spec) == 8
     from dataclasses import replace
     assert width(replace(spec, candidate_prior=True)) == 9
+
+
+def test_degree_scale_is_tau_less_what_the_negatives_sample_already():
+    from gpu_consumer.prior import degree_scale
+    assert degree_scale(0.3, "uniform") == pytest.approx(0.3)
+    assert degree_scale(0.2, "degree") == pytest.approx(0.05)     # negatives ∝ degree^0.75
+
+
+def test_item_degrees_count_every_edge_type_touching_the_item_type(tmp_path):
+    from gpu_consumer.prior import degree_prior, item_degrees
+    from graphstore import build_from_arrays
+    store = build_from_arrays(
+        tmp_path / "s",
+        edges={"rated": ("item", "user", np.array([0, 0, 1, 3]), np.array([0, 1, 1, 0])),
+               "tagged": ("tag", "item", np.array([0, 1]), np.array([3, 3])),
+               "similar": ("item", "item", np.array([0]), np.array([2]))},
+        node_counts={"item": 4, "user": 2, "tag": 2})
+    # item 0: 2 ratings + 1 similar (as source); item 2: 1 similar (as target);
+    # item 3: 1 rating + 2 tags.
+    np.testing.assert_array_equal(item_degrees(store, "item"), [3, 1, 1, 3])
+    np.testing.assert_allclose(degree_prior(store, "item", 0.5),
+                               0.5 * np.log1p([3, 1, 1, 3]), rtol=1e-6)

@@ -200,3 +200,38 @@ def test_the_prior_learns_popularity_on_a_skewed_store(tmp_path):
     assert spearmanr(beta, degree).correlation > 0.4   # 0.69 when written
     popular, rare = degree >= np.quantile(degree, 0.9), degree <= np.median(degree)
     assert beta[popular].mean() > beta[rare].mean()
+
+
+@pytest.mark.parametrize("in_loss", [False, True])
+def test_a_degree_prior_is_scored_in_the_loss_only_when_asked(in_loss):
+    from gpu_consumer.loss import ranking_loss
+    cfg = load(None, ["trainer.candidate_prior=true", "trainer.prior_source=degree",
+                      f"trainer.prior_in_loss={str(in_loss).lower()}", "trainer.margin=0.5"]).trainer
+    torch.manual_seed(0)
+    model = PinSage(feature_dim=5, hidden_dim=16, embedding_dim=8, num_layers=2,
+                    candidate_prior=True, prior_items=200)
+    with torch.no_grad():
+        model.head.prior_table.copy_(torch.linspace(-2, 2, 200))
+    batch = make_batch(0, batch_size=16, easy=10)
+    with torch.no_grad():
+        v = model.train()(batch)
+        args = (batch.queries, batch.positives, batch.easy_negatives, batch.hard_negatives)
+        with_beta = ranking_loss("max_margin", v, *args, margin=0.5, prior=True).loss.item()
+        cosines = ranking_loss("max_margin", v[:, :-1], *args, margin=0.5).loss.item()
+    assert with_beta != pytest.approx(cosines)
+    t = Trainer(model, cfg, total_steps=10, device=torch.device("cpu"))
+    want = with_beta if in_loss else cosines
+    assert t.train_step(batch).loss == pytest.approx(want, rel=1e-5)
+    assert t.embed(batch).shape[1] == 9                  # served with β either way
+
+
+def test_a_model_built_with_another_prior_source_is_refused():
+    from types import SimpleNamespace
+
+    from gpu_consumer.layers import ModelError
+    cfg = load(None, ["trainer.candidate_prior=true", "trainer.prior_source=degree"]).trainer
+    model = PinSage(feature_dim=5, hidden_dim=16, embedding_dim=8, num_layers=2,
+                    candidate_prior=True)
+    model.spec = SimpleNamespace(candidate_prior=True, prior_source="learned")
+    with pytest.raises(ModelError, match="prior_source"):
+        Trainer(model, cfg, total_steps=10, device=torch.device("cpu"))

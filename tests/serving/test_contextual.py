@@ -70,9 +70,10 @@ def test_a_damaged_store_is_reported_as_such_not_as_an_unknown_id(ranker, tmp_pa
     assert not isinstance(caught.value, UnknownItem)
 
 
-def test_with_the_prior_context_scores_add_each_candidates_beta(tmp_path):
+@pytest.mark.parametrize("prior", [True, "degree"])
+def test_with_the_prior_context_scores_add_each_candidates_beta(tmp_path, prior):
     from gpu_consumer.prior import as_queries
-    store, cfg, job = _setup(tmp_path, "multisage", prior=True)
+    store, cfg, job = _setup(tmp_path, "multisage", prior=prior)
     result = E.embed_all(job, progress=False)
     E.export(result.out_dir, store, "item", tmp_path / "exp")
     build_index(tmp_path / "exp", tmp_path / "exp")

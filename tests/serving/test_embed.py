@@ -28,9 +28,10 @@ def _setup(tmp_path, model="pinsage", n_items=60, seed=0, prior=False):
                       "trainer.embedding_dim=8", "sampler.num_neighbors=4",
                       "sampler.walk_length=3", "sampler.num_walks=8",
                       "sampler.multisage_num_neighbors=4",
-                      f"trainer.candidate_prior={str(prior).lower()}"])
+                      f"trainer.candidate_prior={str(bool(prior)).lower()}",
+                      f"trainer.prior_source={prior if prior == 'degree' else 'learned'}"])
     net = build_model(cfg.trainer, store, cfg.sampler)
-    if prior:   # a β that is not zero, as after training
+    if prior and prior != "degree":   # a β that is not zero, as after training
         import torch
         with torch.no_grad():
             g = torch.Generator().manual_seed(1)
@@ -131,23 +132,28 @@ def test_layerwise_equals_the_trainers_inference_batches(tmp_path, model):
     np.testing.assert_allclose(got[nodes], ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("source", ["learned", "degree"])
 @pytest.mark.parametrize("model", ["pinsage", "multisage"])
-def test_with_the_prior_the_tables_and_export_carry_beta_and_say_so(tmp_path, model):
+def test_with_the_prior_the_tables_and_export_carry_beta_and_say_so(tmp_path, model, source):
     """[z ‖ β] layer by layer equals the trainer's forward pass; the width
-    comes from the spec and vectors.json travels to the export."""
+    comes from the spec and vectors.json travels to the export.  A degree
+    prior's β is the store's s·log(1 + degree) of each item."""
     import torch
 
     from gpu_consumer.model import load_model
     from gpu_consumer.tensors import TensorBatch
     from serving.vectors import VectorLayout, read_layout
     from worker.assemble import BatchBuilder
-    store, cfg, job = _setup(tmp_path, model, prior=True)
+    from gpu_consumer.prior import degree_prior
+    store, cfg, job = _setup(tmp_path, model, prior=True if source == "learned" else source)
     result = E.embed_all(job, progress=False)
     assert result.dim == 9 and result.prior
     got = np.asarray(result.embeddings())
     assert got.shape == (60, 9)
     np.testing.assert_allclose(np.linalg.norm(got[:, :-1], axis=1), 1.0, rtol=1e-5)
     assert got[:, -1].std() > 0
+    if source == "degree":
+        np.testing.assert_allclose(got[:, -1], degree_prior(store, "item", 0.1), rtol=1e-6)
     builder = BatchBuilder(store, cfg.sampler, model=model)
     nodes = np.array([0, 5, 17, 42, 59])
     with torch.no_grad():
