@@ -121,7 +121,8 @@ class MultiSage(nn.Module):
                  num_layers: int, context_dims: dict[str, int], id_embedding_buckets: int = 0,
                  pooling: str = "importance", dense_layers: int = 2, attention_heads: int = 4,
                  context_combine: str = "mask", item_type: str = "item",
-                 candidate_prior: bool = False, prior_items: int = 0, convolution: str = Convolution.RESIDUAL):
+                 candidate_prior: bool = False, prior_items: int = 0,
+                 convolution: str = Convolution.RESIDUAL):
         super().__init__()
         if not context_dims:
             raise ModelError("MultiSage needs at least one context node type; the store has "

@@ -95,7 +95,8 @@ class PinSage(nn.Module):
     def __init__(self, *, feature_dim: int, hidden_dim: int, embedding_dim: int,
                  num_layers: int, id_embedding_buckets: int = 0, pooling: str = "importance",
                  dense_layers: int = 2, item_type: str = "item",
-                 convolution: str = Convolution.RESIDUAL, candidate_prior: bool = False, prior_items: int = 0):
+                 convolution: str = Convolution.RESIDUAL, candidate_prior: bool = False,
+                 prior_items: int = 0):
         super().__init__()
         self.num_layers = int(num_layers)
         self.encoder = InputEncoder(feature_dim, hidden_dim, id_embedding_buckets,

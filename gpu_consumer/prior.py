@@ -1,4 +1,4 @@
-"""The learned candidate prior: one scalar per item beside its unit vector.
+"""The candidate prior: one scalar per item beside its unit vector.
 
 Unit-sphere cosines cannot say "this item is popular", and on held-out edges
 popularity is most of what they miss (docs/quality.md).  With
@@ -11,8 +11,11 @@ product gives the cosine plus the candidate's prior:
 
     as_queries(v_q) · v_c = z_q·z_c + β_c
 
-Every scorer (the loss, validation, the FAISS index, evaluation) scores this
-way, so one inner-product index serves what training optimised.
+Every scorer (validation, the FAISS index, evaluation, and the loss unless
+β is a fixed degree prior, below) scores this way, so one inner-product
+index serves what training optimised.  Without the prior a vector is z
+alone and the helpers below are not needed (`queries_for` handles both).  Works on numpy arrays and torch tensors alike; torch is only
+imported when a tensor is passed.
 
 β comes from one of two sources (trainer.prior_source):
 
@@ -28,10 +31,7 @@ way, so one inner-product index serves what training optimised.
   z·z + β, and far higher than the learned β, whose β and z share the
   head's input (on synth-50k the cosines collapsed onto one direction, mean
   cosine 0.96, while β did the ranking); docs/quality.md, "Found
-  (session 6)".  Without the
-prior a vector is z alone and the helpers below are not needed (`scores`
-handles both).  Works on numpy arrays and torch tensors alike; torch is only
-imported when a tensor is passed.
+  (session 6)".
 """
 
 from __future__ import annotations
