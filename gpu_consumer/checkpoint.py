@@ -22,6 +22,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import torch
 
@@ -53,9 +54,13 @@ def _write_chunk(fd: int, data: memoryview) -> int:
     return os.write(fd, data)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
     """Temp file, write, fsync, rename, fsync the directory.  On any error the
-    temp file is removed and the error propagates; `path` is untouched."""
+    temp file is removed and the error propagates; `path` is untouched.
+
+    `data` is the bytes, or a function that writes them into the (seekable,
+    binary) temp file: `torch.save` streams a large state through it instead
+    of building it in memory first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -67,9 +72,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     if mode is not None:
         os.fchmod(fd, mode)  # not via O_CREAT: its mode is masked by the umask
     try:
-        view = memoryview(data)
-        while view:
-            view = view[_write_chunk(fd, view[:_CHUNK]):]
+        sink = _FdFile(fd)
+        data(sink) if callable(data) else sink.write(data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -84,11 +88,64 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+class _FdFile(io.RawIOBase):
+    """A seekable binary file over `fd` whose writes go through _write_chunk."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view:
+            view = view[_write_chunk(self.fd, view[:_CHUNK]):]
+        return size
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self.fd, offset, whence)
+
+    def tell(self) -> int:
+        return os.lseek(self.fd, 0, os.SEEK_CUR)
+
+
+class _Hashing:
+    """Writes through to `file`, hashing what passes."""
+
+    def __init__(self, file: BinaryIO):
+        self.file, self.sha = file, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def write_state(file: BinaryIO, state: dict) -> None:
+    """A checkpoint into the seekable `file`: the header with a placeholder
+    digest, the payload streamed by torch.save, then the digest in place, so
+    the state is never held twice in memory."""
+    start = file.tell()
+    file.write(MAGIC + b"0" * 64 + b"\n")
+    hashing = _Hashing(file)
+    torch.save(state, hashing)
+    end = file.tell()
+    file.seek(start + len(MAGIC))
+    file.write(hashing.sha.hexdigest().encode())
+    file.seek(end)
+
+
 def encode(state: dict) -> bytes:
     buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
-    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    write_state(buffer, state)
+    return buffer.getvalue()
 
 
 def decode(data: bytes, where: str = "<bytes>") -> dict:
@@ -119,7 +176,7 @@ def save(run_dir: str | os.PathLike, state: dict, *, step: int | None = None,
     step = int(state.get("step", 0) if step is None else step)
     path = checkpoint_dir(run_dir) / f"checkpoint-{step:09d}.pt"
     _remove_orphaned_temps(path.parent)
-    write_atomically(path, encode(state))
+    write_atomically(path, lambda file: write_state(file, state))
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -9,7 +9,6 @@ input widths read from the store), so serving needs only the run directory:
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -139,10 +138,8 @@ def export_model(run_dir: str | os.PathLike, model: nn.Module, extra: dict | Non
              for k, v in model.state_dict().items()}
     payload = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "spec": asdict(model.spec),
                "state_dict": state, "extra": extra or {}}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
     path = Path(run_dir) / MODEL_FILE
-    write_atomically(path, buffer.getvalue())
+    write_atomically(path, lambda file: torch.save(payload, file))
     return path
 
 

@@ -84,6 +84,35 @@ def test_a_checkpoint_replaced_keeps_its_mode(tmp_path):
     assert path.read_bytes() == b"two" and (os.stat(path).st_mode & 0o777) == 0o600
 
 
+def test_a_streamed_checkpoint_is_the_encoded_bytes(tmp_path):
+    """save() streams torch.save into the file and writes the digest in place
+    afterwards; the file is byte for byte what encode() gives, and decodes."""
+    big = {"step": 4, "w": torch.arange(300_000, dtype=torch.float32), "meta": {"a": [1, 2]}}
+    path = save(tmp_path, big)
+    data = path.read_bytes()
+    assert data == checkpoint.encode(big)
+    back = checkpoint.decode(data, str(path))
+    assert torch.equal(back["w"], big["w"]) and back["meta"] == {"a": [1, 2]}
+    flipped = bytearray(data)
+    flipped[-100] ^= 1
+    with pytest.raises(CorruptCheckpoint, match="checksum"):
+        checkpoint.decode(bytes(flipped), str(path))
+
+
+def test_write_atomically_takes_a_writer(tmp_path):
+    path = tmp_path / "f.bin"
+    checkpoint.write_atomically(path, lambda f: (f.write(b"abc"), f.write(memoryview(b"de"))))
+    assert path.read_bytes() == b"abcde"
+
+    def half_then_fail(f):
+        f.write(b"half")
+        raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError, match="writer failed"):
+        checkpoint.write_atomically(path, half_then_fail)
+    assert path.read_bytes() == b"abcde" and sorted(tmp_path.iterdir()) == [path]
+
+
 def test_full_disk_during_write_leaves_previous_intact(tmp_path, monkeypatch):
     save(tmp_path, state(1))
     calls = {"n": 0}
