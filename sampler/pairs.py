@@ -29,9 +29,9 @@ class PairFileError(SagewalkError):
 
 @dataclass(frozen=True)
 class TrainingPairs:
-    queries: np.ndarray          # int64 [n] training pairs
+    queries: np.ndarray          # [n] training pairs: int32 ids (int64 past 2^31 items)
     positives: np.ndarray
-    val_queries: np.ndarray      # int64 [m] held out
+    val_queries: np.ndarray      # [m] held out
     val_positives: np.ndarray
 
     def __len__(self) -> int:
@@ -48,23 +48,39 @@ class TrainingPairs:
             raise ValueError(f"batch {index} of epoch {epoch} does not exist: an epoch has "
                              f"{total} batches of {batch_size} pairs ({len(self)} pairs)")
         order = epoch_order(len(self), seed, epoch)[index * batch_size:(index + 1) * batch_size]
-        return self.queries[order], self.positives[order]
+        return self.queries[order].astype(np.int64), self.positives[order].astype(np.int64)
+
+
+def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
+    """rng.permutation(n), the same draws and order, as int32 when n fits: at
+    10M items x 2 pairs an int64 order is 160 MB in every producer."""
+    order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    rng.shuffle(order)
+    return order
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The permutation of the n training pairs for `epoch` (same in every process)."""
-    return np.random.default_rng([seed, epoch, 0x5A17]).permutation(n)
+    return permutation(np.random.default_rng([seed, epoch, 0x5A17]), n)
 
 
 def split(queries, positives, validation_fraction: float, seed: int) -> TrainingPairs:
-    """Hold out round(fraction * n) pairs, chosen by a seeded permutation."""
-    q = np.asarray(queries, np.int64)
-    p = np.asarray(positives, np.int64)
+    """Hold out round(fraction * n) pairs, chosen by a seeded permutation.
+    Ids are kept as int32 while they fit (the pairs live in every producer
+    and the trainer for the whole run)."""
+    q, p = np.asarray(queries), np.asarray(positives)
+    top = max(int(q.max(initial=0)), int(p.max(initial=0)))
+    ids = np.int32 if top < 2**31 else np.int64
     keep = q != p
-    q, p = q[keep], p[keep]
-    perm = np.random.default_rng([seed, 0xBA1]).permutation(q.shape[0])
+    if keep.all():
+        q, p = q.astype(ids), p.astype(ids)
+    else:
+        q, p = q[keep].astype(ids), p[keep].astype(ids)
+    del keep
+    perm = permutation(np.random.default_rng([seed, 0xBA1]), q.shape[0])
     n_val = int(round(validation_fraction * q.shape[0]))
     val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    del perm
     return TrainingPairs(q[train], p[train], q[val], p[val])
 
 

@@ -68,7 +68,8 @@ class BatchBuilder:
         return self.pairs.num_batches(self.cfg.batch_size)
 
     def validation_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.pairs.val_queries.copy(), self.pairs.val_positives.copy()
+        return (self.pairs.val_queries.astype(np.int64),
+                self.pairs.val_positives.astype(np.int64))
 
     def build(self, ticket: Ticket) -> MiniBatch:
         # One fstat per mapped file: a store file truncated under this process
@@ -138,7 +139,8 @@ class BatchBuilder:
                              f"{ticket.epoch} has {total} batches of {self.cfg.batch_size}")
         b = self.cfg.batch_size
         order = self._order_cache[1][ticket.batch * b:(ticket.batch + 1) * b]
-        return self.pairs.queries[order], self.pairs.positives[order]
+        return self.pairs.queries[order].astype(np.int64), \
+            self.pairs.positives[order].astype(np.int64)
 
     def _hard_negatives(self, q, p, ticket: Ticket) -> np.ndarray:
         c = self.cfg

@@ -47,6 +47,23 @@ def test_split_drops_self_pairs():
     assert t.queries.tolist() == [2] and t.positives.tolist() == [5]
 
 
+def test_split_keeps_int32_ids_and_batches_hand_out_int64():
+    q, p = np.arange(50, dtype=np.int64), np.arange(50, dtype=np.int64) + 7
+    t = pairs.split(q, p, 0.2, seed=1)
+    assert t.queries.dtype == np.int32 and t.val_positives.dtype == np.int32
+    bq, bp = t.batch(0, 0, 8, seed=1)
+    assert bq.dtype == np.int64 and (bp - bq == 7).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 5000), seed=st.integers(0, 2**32))
+def test_the_int32_order_is_numpys_permutation(n, seed):
+    """Pairs orders made before the int32 change stay the same orders."""
+    order = pairs.permutation(np.random.default_rng(seed), n)
+    assert order.dtype == np.int32
+    np.testing.assert_array_equal(order, np.random.default_rng(seed).permutation(n))
+
+
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 300), batch=st.integers(1, 64), epoch=st.integers(0, 5),
        seed=st.integers(0, 2**32))
