@@ -20,9 +20,14 @@ from typing import Any, Callable
 
 from sagewalk.config import override, to_dict
 
-# An id table of items x hidden_dim float32 rows (plus Adam's two moments) is
-# on when it fits this memory; beyond it the table hashes into as many rows.
+# An id table of items x hidden_dim float32 rows is on when its training
+# footprint fits min(ID_TABLE_BYTES, an eighth of the memory the process may
+# use); beyond it the table hashes into as many rows.  Dense Adam on the CPU
+# holds, per float of the table, the weight, its gradient, two moments and the
+# two temporaries of the update's denominator: six floats (measured at 10M
+# items: docs/scale.md).
 ID_TABLE_BYTES = 1 << 30
+ID_TABLE_FLOATS = 6
 # Upper bound on steps a second for "as many epochs as fit" (a GPU-class
 # rate); the budget, not this cap, ends a run on slower machines.
 MAX_STEPS_PER_SECOND = 100
@@ -37,6 +42,7 @@ class StoreStats:
     edges: int                     # edges touching the item type
     item_degree: float             # mean contexts per item
     context_degree: float          # mean items per context node
+    memory_limit: int = 0          # bytes this process may use (0: unknown)
 
     @classmethod
     def of(cls, store, item_type: str) -> "StoreStats":
@@ -48,7 +54,14 @@ class StoreStats:
         feats = store.features(item_type)
         return cls(items=items, feature_dim=0 if feats is None else int(feats.shape[1]),
                    edges=edges, item_degree=edges / max(1, items),
-                   context_degree=edges / max(1, contexts))
+                   context_degree=edges / max(1, contexts), memory_limit=memory_limit())
+
+    @property
+    def id_table_bytes(self) -> int:
+        """What the id table's training footprint may take (see ID_TABLE_BYTES)."""
+        if self.memory_limit <= 0:
+            return ID_TABLE_BYTES
+        return min(ID_TABLE_BYTES, self.memory_limit // 8)
 
     @property
     def reach(self) -> float:
@@ -85,8 +98,11 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.hidden_dim", lambda s, b, c: c.trainer.embedding_dim,
          "as wide as the embedding"),
     Rule("trainer.id_embedding_buckets",
-         lambda s, b, c: min(s.items, ID_TABLE_BYTES // (12 * c.trainer.hidden_dim)),
-         "one learned row per item while items x hidden x 12 bytes fits 1 GiB"),
+         lambda s, b, c: min(s.items, s.id_table_bytes
+                             // (4 * ID_TABLE_FLOATS * c.trainer.hidden_dim)),
+         "one learned row per item while items x hidden x 24 bytes (the weights, their "
+         "gradient, Adam's moments and its temporaries) fits min(1 GiB, an eighth of the "
+         "memory this process may use)"),
     Rule("trainer.lr", lambda s, b, c: 0.01 * min(1.0, 64 / c.trainer.hidden_dim),
          "1e-2 at width 64 (demo, e2e), scaled down for wider models"),
     Rule("trainer.warmup_steps", lambda s, b, c: 100,
@@ -135,6 +151,11 @@ def _batches(stats: StoreStats, config) -> int:
     per_epoch = config.trainer.batches_per_epoch
     return per_epoch or math.ceil(stats.items * config.sampler.pairs_per_item
                                   / config.sampler.batch_size)
+
+
+def memory_limit() -> int:
+    from sampler.paging import memory_limit as limit
+    return limit()
 
 
 def free_port() -> int:

@@ -12,10 +12,10 @@ from sagewalk.cli import main
 from sagewalk.config import load
 
 
-def stats(items=3883, item_degree=250.0, context_degree=160.0, feature_dim=0):
+def stats(items=3883, item_degree=250.0, context_degree=160.0, feature_dim=0, memory=0):
     return autoplan.StoreStats(items=items, feature_dim=feature_dim,
                                edges=int(items * item_degree), item_degree=item_degree,
-                               context_degree=context_degree)
+                               context_degree=context_degree, memory_limit=memory)
 
 
 def test_rules_follow_the_store_and_the_budget():
@@ -32,6 +32,13 @@ def test_rules_follow_the_store_and_the_budget():
     assert sparse.sampler.batch_size == 512 and sparse.trainer.validate_every == 0
     huge, _ = autoplan.fill_unset(load(None), set(), stats(items=10**7), 600.0)
     assert huge.sampler.pairs_per_item == 2     # 10 per item would pass 256 MiB
+    # the id table's training footprint (24 bytes a float at width 128) within 1 GiB,
+    # and within an eighth of a memory cap
+    assert huge.trainer.id_embedding_buckets == (1 << 30) // (24 * 128)
+    capped, _ = autoplan.fill_unset(load(None), set(), stats(items=10**7, memory=4 << 30), 600.0)
+    assert capped.trainer.id_embedding_buckets == (4 << 30) // 8 // (24 * 128)
+    roomy, _ = autoplan.fill_unset(load(None), set(), stats(memory=64 << 30), 600.0)
+    assert roomy.trainer.id_embedding_buckets == 3883
     assert {c["setting"] for c in choices} == {r.key for r in autoplan.RULES + autoplan.RUN_RULES}
     assert all(c["because"] for c in choices)
 
