@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.memcap import CapUnavailable, MemoryCap, evict  # noqa: E402
 
 FEATURE_DIM = 64
+EMBEDDING_DIM = 64  # CONFIG's trainer.embedding_dim; the export adds beta's column
 EXPONENT = 0.7       # item and user popularity ~ rank^-0.7
 ROWS_PER_EDGE = 1.12  # synth rows per wanted edge (7-9% are duplicates, dropped at ingest)
 
@@ -170,6 +171,11 @@ def run_phase(name: str, argv: list[str], work: Path, cap: MemoryCap | None, log
                          f"{' '.join(argv)} (log: {log.name})")
     out = {"seconds": round(time.perf_counter() - started, 2), **memory(watch),
            "disk_peak_bytes": watch.disk_peak}
+    # each phase's figures as it ends, so a run stopped part way still tells them
+    line = f"scale: phase {name}: {json.dumps(out)}"
+    log.write(line + "\n")
+    log.flush()
+    print(line, file=sys.stderr, flush=True)
     if capture:
         out["stdout"] = stdout
     return out
@@ -224,8 +230,8 @@ producers = 2
 trainer_endpoint = "ipc://{run}/trainer.sock"
 control_endpoint = "ipc://{run}/control.sock"
 [trainer]
-hidden_dim = 64
-embedding_dim = 64
+hidden_dim = {dim}
+embedding_dim = {dim}
 run_dir = "{run}/train"
 checkpoint_every_s = 120
 validate_every = 0
@@ -282,7 +288,7 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
     run.mkdir()
     cfg = run / "scale.toml"
     cfg.write_text(CONFIG.format(run=run, chunk=args.chunk, batch_size=args.batch_size,
-                                 ingest_budget=args.ingest_budget))
+                                 dim=EMBEDDING_DIM, ingest_budget=args.ingest_budget))
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     sw = [sys.executable, "-m", "sagewalk"]
@@ -321,8 +327,9 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
                              run, cap, log, env)
     out["embed"]["nodes_per_s"] = round(out["items"] / out["embed"]["seconds"], 1)
     shutil.rmtree(run / "train" / "embed", ignore_errors=True)   # the tables: done with them
+    kind = index_kind(args.index_kind, out["items"], cap)
     out["index"] = run_phase("index", sw + ["index", str(run / "export"), "--out",
-                                            str(run / "index"), "--kind", "ivf",
+                                            str(run / "index"), "--kind", kind,
                                             "--config", str(cfg)], run, cap, log, env)
     info = json.loads((run / "index" / "index.json").read_text())
     out["index"].update(kind=info["kind"], params=info["params"],
@@ -347,6 +354,17 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
     out["phase_seconds"] = {p: out[p]["seconds"] for p in phases}
     shutil.rmtree(run, ignore_errors=True)
     return out
+
+
+def index_kind(asked: str | None, items: int, cap: MemoryCap | None) -> str:
+    """--index-kind, else ivf; under a cap, ivf-sq8 when ivf's float32 lists
+    (grown by doubling: ~1.4x their size, measured 3.8 GB for 2.6 GB at 10M x 65)
+    would pass half of it."""
+    if asked:
+        return asked
+    if cap is not None and items * (EMBEDDING_DIM + 1) * 4 * 1.4 > cap.limit / 2:
+        return "ivf-sq8"
+    return "ivf"
 
 
 def parse_cap(text: str, store_bytes: int) -> int:
@@ -379,6 +397,9 @@ def main() -> None:
                         help="Skip benchmarks/disk_walks.py on the cold store.")
     parser.add_argument("--disk-walk-seeds", type=int, default=2000)
     parser.add_argument("--chunk", type=int, default=65536, help="serving.chunk_nodes")
+    parser.add_argument("--index-kind", default=None, choices=["ivf", "ivf-sq8", "hnsw"],
+                        help="`sagewalk index --kind` (default ivf; under --memory-cap, "
+                        "ivf-sq8 when ivf's lists would pass half the cap)")
     parser.add_argument("--ingest-budget", type=int, default=1 << 30,
                         help="graphstore.memory_budget")
     parser.add_argument("--memory-cap", default=None, metavar="F|BYTES",

@@ -81,13 +81,20 @@ def build_faiss(vectors: np.ndarray, kind: str, *, hnsw_m: int = 32, ef_search: 
         index.hnsw.efConstruction = 2 * ef_search
         index.hnsw.efSearch = ef_search
         params = {"M": hnsw_m, "efSearch": ef_search}
-    elif kind == "ivf":
+    elif kind in ("ivf", "ivf-sq8"):
         # ~4 sqrt(n) lists is the usual starting point; at least 39 points per centroid
         # keeps k-means from warning and from empty lists.  Capped, and k-means fed a
         # sample of TRAIN_PER_LIST points a list: training on all of 10M items would
-        # cost hours of CPU for no better centroids.
+        # cost hours of CPU for no better centroids.  ivf-sq8 stores each vector as one
+        # byte a dimension (a quarter of float32), the k-means and scale fitted together.
         nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39, MAX_LISTS))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        quantizer = faiss.IndexFlatIP(d)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist,
+                                                  faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT)
         sample = min(n, TRAIN_PER_LIST * nlist)
         rows = np.sort(np.random.default_rng(0).choice(n, sample, replace=False)) \
             if sample < n else slice(None)
@@ -95,7 +102,8 @@ def build_faiss(vectors: np.ndarray, kind: str, *, hnsw_m: int = 32, ef_search: 
         index.nprobe = min(nprobe, nlist)
         params = {"nlist": nlist, "nprobe": index.nprobe}
     else:
-        raise ItemIndexError(f"index kind {kind!r}: expected 'exact', 'hnsw', 'ivf' or 'auto'")
+        raise ItemIndexError(f"index kind {kind!r}: expected 'exact', 'hnsw', 'ivf', "
+                             "'ivf-sq8' or 'auto'")
     for lo in range(0, n, ADD_ROWS):   # a chunk at a time: `vectors` may be a memmap
         index.add(np.ascontiguousarray(vectors[lo:lo + ADD_ROWS], np.float32))
     return index, params

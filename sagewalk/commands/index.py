@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "--export`).")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="Index directory (default: EXPORT_DIR itself).")
-    parser.add_argument("--kind", choices=["auto", "exact", "hnsw", "ivf"], default=None,
+    parser.add_argument("--kind", choices=["auto", "exact", "hnsw", "ivf", "ivf-sq8"], default=None,
                         help="Index kind (default serving.index; auto = exact below 100k "
                         "items).")
     parser.add_argument("--store", metavar="DIR", default=None,

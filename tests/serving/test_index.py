@@ -17,7 +17,7 @@ def _export(tmp_path, n=300, d=16, seed=0):
     return src, v
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf", "ivf-sq8"])
 def test_related_matches_brute_force(tmp_path, kind):
     src, v = _export(tmp_path)
     info = build_index(src, tmp_path / "idx", kind=kind, titles=[f"T{i}" for i in range(300)])
@@ -85,7 +85,7 @@ def _prior_export(tmp_path, n=300, d=16, seed=0, popular=42, beta=3.0):
     return src, vp
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf", "ivf-sq8"])
 def test_with_the_prior_a_candidate_with_a_large_beta_ranks_first_for_every_query(tmp_path,
                                                                                   kind):
     from gpu_consumer.prior import as_queries
@@ -117,3 +117,20 @@ def test_an_index_json_written_before_the_prior_reads_as_without_it(tmp_path):
     del meta["prior"]
     (src / "index.json").write_text(json.dumps(meta))
     assert RelatedItems(src).info.prior is False
+
+
+def test_ivf_sq8_holds_a_byte_a_dimension(tmp_path):
+    """The point of ivf-sq8: its lists are a quarter of ivf's float32 lists."""
+    n = 4000
+    v = np.random.default_rng(0).standard_normal((n, 32)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    np.save(src / "embeddings.npy", v)
+    (src / "ids.txt").write_text("".join(f"m{i}\n" for i in range(n)))
+    sizes = {}
+    for kind in ("ivf", "ivf-sq8"):
+        build_index(src, tmp_path / kind, kind=kind)
+        sizes[kind] = (tmp_path / kind / "index.faiss").stat().st_size
+    lists = n * 32 * 4
+    assert sizes["ivf"] >= lists and sizes["ivf-sq8"] < sizes["ivf"] - 0.7 * lists
