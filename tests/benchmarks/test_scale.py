@@ -22,3 +22,13 @@ def test_cost_is_capped_over_uncapped():
     assert scale.cost(run, slow) == {"train_seconds_ratio": 2.0,
                                      "train_batches_per_s_ratio": 0.5,
                                      "embed_nodes_per_s_ratio": 0.5}
+
+
+def test_the_index_is_sq8_only_under_a_cap_its_float32_lists_would_crowd():
+    class Cap:
+        limit = 4 << 30
+
+    assert scale.index_kind(None, 10_000_000, None) == "ivf"
+    assert scale.index_kind(None, 10_000_000, Cap()) == "ivf-sq8"   # 3.6 GB of lists > 2 GiB
+    assert scale.index_kind(None, 333_333, Cap()) == "ivf"
+    assert scale.index_kind("hnsw", 10_000_000, Cap()) == "hnsw"    # asked for: kept
