@@ -76,6 +76,8 @@ trainer_endpoint = "ipc://{out}/trainer.sock"
 control_endpoint = "ipc://{out}/control.sock"
 [trainer]
 loss = "softmax"
+candidate_prior = true
+prior_source = "degree"
 hidden_dim = 64
 embedding_dim = 64
 id_embedding_buckets = {items}

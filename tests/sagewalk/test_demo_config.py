@@ -25,6 +25,8 @@ def test_config_plans_the_budget_and_trains_with_the_softmax_loss(tmp_path):
     assert config.trainer.epochs == demo.planned_epochs(5)
     assert config.trainer.batches_per_epoch == demo.BATCHES_PER_EPOCH
     assert config.trainer.id_embedding_buckets == 3883
+    # beta = tau * log(1 + degree) added at scoring: 0.1773 / 0.1298 -> 0.1937 / 0.1412
+    assert config.trainer.candidate_prior and config.trainer.prior_source == "degree"
 
 
 def test_overrides_win_over_the_planned_config(tmp_path):
