@@ -149,7 +149,7 @@ def test_liveness_must_allow_one_late_heartbeat(heartbeat, liveness):
     ("trainer.lr_decay=step",
      "trainer.lr_decay: must be one of 'cosine', 'linear', 'none', got 'step'"),
     ("serving.index=flat",
-     "serving.index: must be one of 'auto', 'exact', 'hnsw', 'ivf', got 'flat'"),
+     "serving.index: must be one of 'auto', 'exact', 'hnsw', 'ivf', 'ivf-sq8', got 'flat'"),
     ("monitoring.dashboard_refresh_s=0", "monitoring.dashboard_refresh_s: must be > 0, got 0.0"),
     ("bogus.x=1", "bogus: unknown setting; known settings here: graphstore, monitoring, "
      "sampler, serving, trainer, worker"),
