@@ -48,7 +48,11 @@ class TrainingPairs:
             raise ValueError(f"batch {index} of epoch {epoch} does not exist: an epoch has "
                              f"{total} batches of {batch_size} pairs ({len(self)} pairs)")
         order = epoch_order(len(self), seed, epoch)[index * batch_size:(index + 1) * batch_size]
-        return self.queries[order].astype(np.int64), self.positives[order].astype(np.int64)
+        return self.take(order)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The training pairs at `rows`, as int64 (what a batch carries)."""
+        return self.queries[rows].astype(np.int64), self.positives[rows].astype(np.int64)
 
 
 def permutation(rng: np.random.Generator, n: int) -> np.ndarray:

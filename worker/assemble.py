@@ -139,8 +139,7 @@ class BatchBuilder:
                              f"{ticket.epoch} has {total} batches of {self.cfg.batch_size}")
         b = self.cfg.batch_size
         order = self._order_cache[1][ticket.batch * b:(ticket.batch + 1) * b]
-        return self.pairs.queries[order].astype(np.int64), \
-            self.pairs.positives[order].astype(np.int64)
+        return self.pairs.take(order)
 
     def _hard_negatives(self, q, p, ticket: Ticket) -> np.ndarray:
         c = self.cfg
