@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sampler.walks import paged_random_walks, random_walks, will_need
+from sampler.walks import missing_pages, paged_random_walks, random_walks, will_need
 from tests.sampler.reference import chi2_pvalue, csr, plain_walk
 
 
@@ -107,3 +107,16 @@ def test_will_need_coalesces_pages(tmp_path):
     a = np.memmap(tmp_path / "a.bin", np.uint8, "r")
     assert will_need(a, np.array([0, 10, 4096, 4097, 3 * 4096])) == 2  # pages 0-1, 3
     assert will_need(np.zeros(10), np.array([1])) == 0
+
+
+def test_will_need_advises_pages_not_in_memory_and_skips_cached_ones(tmp_path):
+    path = tmp_path / "sparse.bin"
+    with open(path, "wb") as f:
+        f.truncate(64 << 20)                         # a hole: no page of it is cached
+    a = np.memmap(path, np.int32, "r")
+    every_other_page = np.arange(0, a.size, 2 * 4096 // a.itemsize)
+    assert missing_pages(a.ctypes.data, np.arange(0, 16384, 2), 4096) == 8192
+    assert will_need(a, every_other_page) == every_other_page.size   # one call a page
+    assert int(a[every_other_page].sum()) == 0        # read: now cached
+    assert missing_pages(a.ctypes.data, np.arange(0, 16384, 2), 4096) == 0
+    assert will_need(a, every_other_page) == 0        # all cached: no calls at all
