@@ -3,6 +3,7 @@ number of steps.
 
     python3 benchmarks/holdout_ab.py --holdout DIR [--steps 1500]
                                      [--set sampler.positives=walks ...] [--quick]
+                                     [--save-vectors V.npy]
 
 DIR is a `sagewalk holdout` directory (its training store is trained on).  One
 process samples each batch with the producers' BatchBuilder and trains it with
@@ -61,6 +62,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--quick", action="store_true", help="200 steps")
+    parser.add_argument("--save-vectors", metavar="NPY",
+                        help="Also write the exported item vectors (float32, one row an "
+                             "item, [z | beta] with the prior) for scoring them again")
     args = parser.parse_args()
     if args.quick:
         args.steps = 200
@@ -86,6 +90,8 @@ def run(args) -> dict:
         path.write_text(BASE.format(store=held.store.path, items=n, run=tmp))
         cfg = configuration.load(str(path), [f"sampler.item_type={held.item_type}", *args.set])
         vec, _, losses, train_s = train_and_embed(cfg, held.store, args.steps)
+    if args.save_vectors:
+        np.save(args.save_vectors, np.asarray(vec, np.float32))
     from gpu_consumer.prior import queries_for, unit_part
     learned = cfg.trainer.candidate_prior          # vec is [z ‖ β]: queries as [z ‖ 1]
     prior = (np.log1p(_item_degrees(held)) * cfg.trainer.temperature).astype(np.float32)
