@@ -252,6 +252,11 @@ class Producer:
                 self._built.put((session, batch, time.perf_counter() - started))
                 self._busy = False
                 wake.send(b"")
+        except zmq.ContextTerminated:
+            # run() stopped before this build finished (a batch can outlast
+            # drain_s on a disk-bound store): it was never sent, so the
+            # trainer reissues its ticket.  A clean stop, not a failure.
+            log.info("stopped before the batch in hand was sent; its ticket will be reissued")
         except BaseException:
             log.exception("building a batch failed; stopping this producer")
             self._failed = True
