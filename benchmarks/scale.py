@@ -163,9 +163,15 @@ def run_phase(name: str, argv: list[str], work: Path, cap: MemoryCap | None, log
     watch.start()
     if background:
         return proc, watch, started
-    stdout = proc.communicate()[0] if capture else None
-    code = proc.wait()
-    watch.stop()
+    try:
+        stdout = proc.communicate()[0] if capture else None
+        code = proc.wait()
+    except BaseException:        # stopped (SIGTERM, ^C): the phase goes with it
+        proc.terminate()
+        proc.wait()
+        raise
+    finally:
+        watch.stop()
     if code != 0:
         raise SystemExit(f"scale: phase {name} failed with exit code {code}: "
                          f"{' '.join(argv)} (log: {log.name})")
@@ -422,6 +428,9 @@ def main() -> None:
         except CapUnavailable as err:
             print(f"scale: cannot cap memory on this machine: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+    # SIGTERM ends the run as ^C does: the running phase is stopped and the
+    # work directory deleted (finally, below), not left to fill the disk.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="sagewalk-scale-", dir=args.dir))
     log = open(work.parent / f"{work.name}.log", "w")
     print(f"scale: working in {work}, log {log.name}", file=sys.stderr, flush=True)

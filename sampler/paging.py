@@ -27,7 +27,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from graphstore.pages import mapping
+from graphstore.pages import advise_random, mapping
 from sampler.rng import walk_state
 from sampler.walk_kernels import (BAD_ID, OK, _arrive, _count_seed, _read_contexts,
                                   _to_context_positions, _to_item_positions)
@@ -155,12 +155,16 @@ def should_page(graph, mode: str, limit: int | None = None) -> bool:
 
 
 def prepare(graph, mode: str, resident_bytes: int):
-    """The graph to walk: marked paged when `should_page`, with `resident_bytes`
-    of its hot rows locked (sampler.paged_walks, sampler.resident_bytes)."""
+    """The graph to walk: marked paged when `should_page`, its walk arrays'
+    mappings advised random-access (no read-around on a fault) and
+    `resident_bytes` of its hot rows locked (sampler.paged_walks,
+    sampler.resident_bytes)."""
     import dataclasses
     import logging
     if not should_page(graph, mode):
         return graph
+    for array in (graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item):
+        advise_random(array)   # a fault reads its page, not megabytes around it
     locked = resident_rows(graph, resident_bytes)
     logging.getLogger(__name__).info(
         "paged walks: %.0f MiB of walk arrays, memory limit %.0f MiB, %.0f MiB locked "

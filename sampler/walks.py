@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from graphstore.pages import mapping
+from graphstore.pages import advise_random, mapping
 from sampler.prefetch import prefetch
 from sampler.rng import advance, below, seed64, walk_state
 
@@ -178,6 +178,8 @@ def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
     starts = _check(indptr, indices, starts, length)
     seed = seed64(seed)
     n, num_nodes = starts.shape[0], indptr.shape[0] - 1
+    advise_random(indptr)      # a fault (a pass will_need left to fault) reads its page only
+    advise_random(indices)
     out = np.empty((n, length + 1), np.int64)
     for lo in range(0, n, block):
         m = min(block, n - lo)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphstore.pages import drop, gather_rows
+from graphstore.pages import advise_random, drop, gather_rows
 
 
 def resident(path: Path) -> int:
@@ -75,3 +75,19 @@ def test_drop_leaves_locked_pages_alone(tmp_path):
         assert resident(path) > 0
     finally:
         libc.munlock(ctypes.c_void_p(addr), ctypes.c_size_t(mmap.PAGESIZE))
+
+
+def test_advise_random_stops_faults_reading_around_their_page(tmp_path, vm_flags):
+    from sampler.walks import missing_pages
+    path = tmp_path / "cold.bin"
+    with open(path, "wb") as f:
+        f.truncate(64 << 20)                       # a hole: nothing of it cached yet
+    a = np.memmap(path, np.uint8, "r")
+    assert "rr" not in vm_flags(path)
+    assert advise_random(a) and "rr" in vm_flags(path)   # VM_RAND_READ
+    touched = np.arange(0, a.size, 997 * mmap.PAGESIZE)
+    assert int(a[touched].sum()) == 0
+    pages = np.arange(a.size // mmap.PAGESIZE)
+    resident = pages.size - missing_pages(a.ctypes.data, pages, mmap.PAGESIZE)
+    assert resident <= 2 * touched.size           # its own pages, not megabytes around them
+    assert not advise_random(np.zeros(4))

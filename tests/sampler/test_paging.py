@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +66,15 @@ def test_resident_rows_locks_the_offsets_then_the_busiest_contexts(tmp_path):
     assert 0 < locked <= 64 << 10
     prepared = paging.prepare(graph, "on", 0)
     assert prepared.paged and not graph.paged
+
+
+def test_prepare_marks_the_walk_arrays_random_access_only_when_paging(tmp_path, vm_flags):
+    # without MADV_RANDOM a fault reads up to read_ahead_kb around its page,
+    # which evicts the cache a capped store depends on (graphstore/pages.py)
+    graph = memmapped_graph(tmp_path)
+    files = sorted({str(Path(a.filename)) for a in (graph.item_ptr, graph.item_ctx,
+                                                    graph.ctx_ptr, graph.ctx_item)})
+    paging.prepare(graph, "off", 0)
+    assert not any("rr" in vm_flags(f) for f in files)
+    paging.prepare(graph, "on", 0)
+    assert all("rr" in vm_flags(f) for f in files)
