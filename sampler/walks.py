@@ -197,12 +197,14 @@ def paged_random_walks(indptr, indices, starts, length: int, seed: int, *,
 
 # Advice is worth its cost only where enough of the pages are missing.  One
 # madvise call costs ~1.5 us on a page already cached (measured on this VM:
-# 240k calls over a resident 200 MB file), one 4 KiB read the walk then waits
-# for ~70 us at queue depth 1 (benchmarks/disk_walks.py): skipping the advice
-# pays below a miss rate of about 1.5/70, so a pass whose sampled pages miss
-# less often than 1 in 32 is left to fault the few it misses.
-RESIDENCY_SAMPLE = 128
-ADVISE_FROM_MISS_RATE = 1 / 32
+# 240k calls over a resident 200 MB file); one fault the walk then waits for
+# costs a 4 KiB read, 72 us at queue depth 1 on an idle disk
+# (benchmarks/disk_walks.py) and 280 us with the disk busy (the read-around
+# measurement in graphstore/pages.py).  Skipping the advice pays below a miss
+# rate of 1.5/280 to 1.5/72, so a pass is left to fault only when at most
+# 1 in 256 of its sampled pages is missing.
+RESIDENCY_SAMPLE = 512
+ADVISE_FROM_MISS_RATE = 1 / 256
 
 
 def will_need(array, *index_arrays) -> int:

@@ -114,7 +114,7 @@ def test_will_need_advises_pages_not_in_memory_and_skips_cached_ones(tmp_path):
     with open(path, "wb") as f:
         f.truncate(64 << 20)                         # a hole: no page of it is cached
     a = np.memmap(path, np.int32, "r")
-    every_other_page = np.arange(0, a.size, 2 * 4096 // a.itemsize)
+    every_other_page = np.arange(0, a.size, 2 * 4096 // a.itemsize)   # 8192 runs
     assert missing_pages(a.ctypes.data, np.arange(0, 16384, 2), 4096) == 8192
     assert will_need(a, every_other_page) == every_other_page.size   # one call a page
     assert int(a[every_other_page].sum()) == 0        # read: now cached
