@@ -13,6 +13,8 @@ A walk at a node without out-edges stays there (its remaining steps repeat it).
 
 from __future__ import annotations
 
+import ctypes
+
 import numba
 import numpy as np
 
@@ -234,26 +236,17 @@ def will_need(array, *index_arrays) -> int:
     return int(first.size)
 
 
-def _libc(name: str, argtypes):
-    import ctypes
+def _libc(name: str, *argtypes):
+    """libc's `name` for numba to call: every argument a C integer type
+    (addresses as size_t), returning int."""
     fn = getattr(ctypes.CDLL(None, use_errno=True), name)
-    fn.argtypes = argtypes                            # addresses as integers
+    fn.argtypes = argtypes
     fn.restype = ctypes.c_int
     return fn
 
 
-def _libc_madvise():
-    import ctypes
-    return _libc("madvise", (ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int))
-
-
-def _libc_mincore():
-    import ctypes
-    return _libc("mincore", (ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t))
-
-
-_madvise = _libc_madvise()
-_mincore = _libc_mincore()
+_madvise = _libc("madvise", ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int)
+_mincore = _libc("mincore", ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t)
 
 
 def missing_pages(addr: int, pages: np.ndarray, pagesize: int) -> int:
