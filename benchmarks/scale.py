@@ -23,7 +23,9 @@ Prints one JSON line: edges, store bytes, per-phase wall seconds, each
 process's peak RSS (VmHWM polled from /proc, by role), train batches/s and
 data-wait ratio, embed nodes/s, index build seconds and recall@10, query
 latency p50/p99, the disk space used (peak of the work directory), and the
-cap's figures.  The work directory is deleted at the end unless --keep.
+cap's figures.  The work directory is deleted as the run goes (each phase's
+inputs once the next is done with them) unless --keep, which keeps all of it:
+the store, the layer tables, the export and the index.
 """
 
 from __future__ import annotations
@@ -332,7 +334,8 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
                                             str(run / "export"), "--no-progress"],
                              run, cap, log, env)
     out["embed"]["nodes_per_s"] = round(out["items"] / out["embed"]["seconds"], 1)
-    shutil.rmtree(run / "train" / "embed", ignore_errors=True)   # the tables: done with them
+    if not args.keep:   # the tables: done with them
+        shutil.rmtree(run / "train" / "embed", ignore_errors=True)
     kind = index_kind(args.index_kind, out["items"], cap)
     out["index"] = run_phase("index", sw + ["index", str(run / "export"), "--out",
                                             str(run / "index"), "--kind", kind,
@@ -340,7 +343,8 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
     info = json.loads((run / "index" / "index.json").read_text())
     out["index"].update(kind=info["kind"], params=info["params"],
                         recall_at_10=info["recall_at_k"], recall_queries=info["recall_queries"])
-    shutil.rmtree(run / "export", ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(run / "export", ignore_errors=True)
     port = free_port()
     proc, watch, started = run_phase("serve", sw + ["serve", "--config", str(cfg), "--index",
                                                     str(run / "index"), "--port", str(port)],
@@ -358,7 +362,8 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
                                  else 0 for p in phases)
     out["disk_peak_bytes"] = max(out["disk_peak_bytes"], watch.disk_peak)
     out["phase_seconds"] = {p: out[p]["seconds"] for p in phases}
-    shutil.rmtree(run, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(run, ignore_errors=True)
     return out
 
 
@@ -414,7 +419,8 @@ def main() -> None:
     parser.add_argument("--also-uncapped", action="store_true",
                         help="With --memory-cap: run the stages uncapped first, for the cost.")
     parser.add_argument("--dir", default=None, help="Work directory's parent (default $TMPDIR).")
-    parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
+    parser.add_argument("--keep", action="store_true", help="Keep the work directory whole: "
+                        "store, layer tables, export and index (disk: see disk_peak_bytes).")
     args = parser.parse_args()
     if args.quick:
         args.edges, args.items = 10_000_000, 333_333
