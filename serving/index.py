@@ -84,9 +84,14 @@ def norm2_range(vectors: np.ndarray) -> tuple[float, float]:
     """Smallest and largest squared row norm, a chunk of `vectors` at a time."""
     lo, hi = np.inf, 0.0
     for start in range(0, len(vectors), ADD_ROWS):
-        n2 = np.square(np.asarray(vectors[start:start + ADD_ROWS], np.float64)).sum(axis=1)
+        n2 = _norm2(np.asarray(vectors[start:start + ADD_ROWS], np.float32))
         lo, hi = min(lo, float(n2.min())), max(hi, float(n2.max()))
     return lo, hi
+
+
+def _norm2(rows: np.ndarray) -> np.ndarray:
+    """Squared norm of each float32 row, without a float64 copy of a chunk."""
+    return np.einsum("ij,ij->i", rows, rows)
 
 
 def euclidean_norm2(vectors: np.ndarray, kind: str) -> float | None:
@@ -103,8 +108,8 @@ def _stored(rows: np.ndarray, norm2_max: float | None) -> np.ndarray:
     rows = np.ascontiguousarray(rows, np.float32)
     if norm2_max is None:
         return rows
-    pad = np.sqrt(np.maximum(norm2_max - np.square(rows.astype(np.float64)).sum(axis=1), 0.0))
-    return np.ascontiguousarray(np.hstack([rows, pad[:, None].astype(np.float32)]))
+    pad = np.sqrt(np.maximum(np.float32(norm2_max) - _norm2(rows), 0.0))
+    return np.ascontiguousarray(np.hstack([rows, pad[:, None]]))
 
 
 def search(index, queries: np.ndarray, k: int, norm2_max: float | None = None):
@@ -115,8 +120,7 @@ def search(index, queries: np.ndarray, k: int, norm2_max: float | None = None):
         return index.search(queries, k)
     padded = np.ascontiguousarray(np.hstack([queries, np.zeros((len(queries), 1), np.float32)]))
     dist, rows = index.search(padded, k)
-    q2 = np.square(queries.astype(np.float64)).sum(axis=1, keepdims=True)
-    return ((q2 + norm2_max - dist) / 2).astype(np.float32), rows
+    return ((_norm2(queries)[:, None] + np.float32(norm2_max) - dist) / 2), rows
 
 
 def build_faiss(vectors: np.ndarray, kind: str, *, hnsw_m: int = 32, ef_search: int = 128,
