@@ -15,7 +15,10 @@ neighbours).  F sets only the store, the item type and the run directory,
 plus the method's settings (HOLDOUT_METHODS).
 
     python benchmarks/quality.py --holdouts /tmp/bench [--graphs a,b] [--methods m,n]
-                                 [--minutes 10] [--out DIR]
+                                 [--minutes 10] [--out DIR] [--set KEY=VALUE ...]
+
+--set applies to every method (e.g. `--set trainer.id_embedding_buckets=0`:
+features only, PinSage's own setting, on synth-10k-feat).
 
 Without --holdouts: the PinSage ablation table on MovieLens-1M (DGL's
 leave-last-out protocol).
@@ -61,11 +64,14 @@ VARIANTS = {
 HOLDOUT_METHODS = {
     "pinsage": [],
     "pinsage-uniform": ["trainer.pooling=uniform"],
+    # GraphSAGE's neighbourhoods: 10 one-hop neighbours sampled uniformly, mean pooling
+    "graphsage": ["trainer.pooling=uniform", "sampler.num_walks=10", "sampler.walk_length=1",
+                  "sampler.restart_prob=0", "sampler.num_neighbors=10"],
     "pinsage-no-hard": ["trainer.hard_negative_schedule=[0]"],
     "pinsage-paper-layers": ["trainer.convolution=paper"],
     "multisage": ["trainer.model=multisage"],
 }
-GRAPHS = ("ml-100k", "ml-1m", "synth-10k", "synth-50k")
+GRAPHS = ("ml-100k", "ml-1m", "synth-10k", "synth-50k")   # the bar's; synth-10k-feat too
 MODES = (("all_items", False), ("beyond_neighbours", True))   # exclude the neighbours?
 
 
@@ -81,12 +87,14 @@ def main() -> None:
     parser.add_argument("--cache", default=None)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for every method (--holdouts; repeatable)")
     args = parser.parse_args()
     if args.holdouts:
         print(json.dumps(holdout_table(Path(args.holdouts), args.graphs.split(","),
                                        args.methods.split(","),
                                        0.5 if args.quick else args.minutes or 10.0,
-                                       Path(args.out).resolve())))
+                                       Path(args.out).resolve(), tuple(args.set))))
         return
     names = args.variants.split(",")
     minutes = args.minutes or 5.0
@@ -134,13 +142,13 @@ def run(out: Path, cache: str | None, names: list[str], minutes: float) -> dict:
 
 
 def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: float,
-                  out: Path) -> dict:
+                  out: Path, common: tuple[str, ...] = ()) -> dict:
     from benchmarks.holdout_ab import baselines_for
     from serving import holdout as ho
     unknown = [m for m in methods if m not in HOLDOUT_METHODS]
     if unknown:
         sys.exit(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(HOLDOUT_METHODS)}")
-    report = {"minutes": minutes, "graphs": {}}
+    report = {"minutes": minutes, "set": list(common), "graphs": {}}
     for graph in graphs:
         holdout = root / graph / "holdout"
         if not (holdout / "holdout.json").exists():
@@ -151,14 +159,15 @@ def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: fl
             mode: baselines_for(held, exclude) for mode, exclude in MODES}}
         for method in methods:
             entry["methods"][method] = _train_and_score(held, method, minutes,
-                                                        out / graph / method)
+                                                        out / graph / method, common)
             print(f"{graph} {method}: {json.dumps(entry['methods'][method])}",
                   file=sys.stderr, flush=True)
         report["graphs"][graph] = entry
     return report
 
 
-def _train_and_score(held, method: str, minutes: float, out: Path) -> dict:
+def _train_and_score(held, method: str, minutes: float, out: Path,
+                     common: tuple[str, ...] = ()) -> dict:
     import shutil
     import subprocess
 
@@ -169,7 +178,7 @@ def _train_and_score(held, method: str, minutes: float, out: Path) -> dict:
     config.write_text(f'[graphstore]\npath = "{held.store.path}"\n'
                       f'[sampler]\nitem_type = "{held.item_type}"\n'
                       f'[trainer]\nrun_dir = "{out / "run"}"\n')
-    sets = [x for item in HOLDOUT_METHODS[method] for x in ("--set", item)]
+    sets = [x for item in (*common, *HOLDOUT_METHODS[method]) for x in ("--set", item)]
     started = time.monotonic()
     for verb in (["train", "--minutes", str(minutes)], ["embed", "--export", str(out / "export"),
                                                          "--no-progress"]):

@@ -198,24 +198,13 @@ def memory(watch: Watch) -> dict:
 
 def synth(work: Path, edges: int, items: int, users: int) -> dict:
     """Edges as an [N, 2] int32 .npy and item features [items, 64] float16, streamed."""
-    import numpy as np
-
-    from graphstore.synth import SynthParams, write_npy
+    from graphstore.synth import SynthParams, write_features, write_npy
     started = time.perf_counter()
     rows = int(edges * ROWS_PER_EDGE)
-    write_npy(SynthParams(rows, items, users, 64, 0, 0.8, EXPONENT, EXPONENT),
-              work / "edges.npy")
-    feats = np.lib.format.open_memmap(work / "features.npy", "w+", np.float16,
-                                      (items, FEATURE_DIM))
-    rng = np.random.default_rng(1)
-    community = np.arange(items) % 64
-    centres = rng.standard_normal((64, FEATURE_DIM)).astype(np.float32)
-    for lo in range(0, items, 1 << 20):   # features: the item's community centre + noise
-        hi = min(lo + (1 << 20), items)
-        noise = rng.standard_normal((hi - lo, FEATURE_DIM), dtype=np.float32)
-        feats[lo:hi] = centres[community[lo:hi]] + noise
-    feats.flush()
-    del feats
+    params = SynthParams(rows, items, users, 64, 0, 0.8, EXPONENT, EXPONENT)
+    write_npy(params, work / "edges.npy")
+    # features: the item's community centre + noise (graphstore.synth)
+    write_features(params, work / "features.npy", FEATURE_DIM, noise=1.0)
     (work / "spec.toml").write_text(
         '[node_types.item]\nids = "int"\n[node_types.user]\nids = "int"\n'
         '[[edges]]\nname = "rated"\nfile = "edges.npy"\nsrc_type = "item"\n'

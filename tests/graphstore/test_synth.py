@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from graphstore.synth import generate, power_law_ranks
+from graphstore import synth
+from graphstore.synth import SynthParams, community_features, generate, power_law_ranks
 
 
 def test_deterministic_and_in_range():
@@ -30,3 +31,32 @@ def test_power_law_ranks_stay_in_range(n, exponent):
     ranks = power_law_ranks(np.linspace(0, 1, 257)[:-1], n, exponent)
     assert ranks.min() >= 0 and ranks.max() < n
     assert np.all(np.diff(ranks) >= 0)  # inverse CDF: monotone in u
+
+
+@settings(max_examples=25, deadline=None)
+@given(lo=st.integers(0, 299), size=st.integers(0, 300))
+def test_community_features_are_the_same_whatever_the_slice(lo, size):
+    p = SynthParams(1000, 300, 50, 7)
+    whole = community_features(p, 6, 2.0)
+    hi = min(300, lo + size)
+    assert np.array_equal(community_features(p, 6, 2.0, lo, hi), whole[lo:hi])
+
+
+def test_community_features_carry_the_communities_weakly(tmp_path, monkeypatch):
+    monkeypatch.setattr(synth, "BLOCK", 128)       # several blocks for 1000 items
+    p = SynthParams(1000, 1000, 50, 10)
+    clean = community_features(p, 16, 0.0)
+    community = np.arange(1000) % 10
+    centres = clean[:10]
+    assert np.array_equal(clean, centres[community])       # noise 0: the centre itself
+    noisy = community_features(p, 16, 2.0)
+    nearest = np.argmin(((noisy[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    share = np.mean(nearest == community)
+    assert 0.3 < share < 0.98          # above chance (0.1), short of a lookup
+    # the noise is what the graph must average away: community means recover the centres
+    means = np.stack([noisy[community == c].mean(0) for c in range(10)])
+    assert np.abs(means - centres).max() < 1.0
+    synth.write_features(p, tmp_path / "f.npy", 16, 2.0)
+    written = np.load(tmp_path / "f.npy")
+    assert written.dtype == np.float16 and written.shape == (1000, 16)
+    np.testing.assert_allclose(written, noisy, rtol=1e-3, atol=1e-2)   # float16 rounding

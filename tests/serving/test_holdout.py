@@ -177,6 +177,20 @@ def test_edge_draw_and_benchmark_prepare(tmp_path, monkeypatch):
         benchgraphs.prepare("ml-10m", tmp_path / "bench")
 
 
+def test_benchmark_graph_with_features(tmp_path, monkeypatch):
+    from serving import benchgraphs
+    monkeypatch.setitem(benchgraphs.SYNTH, "synth-10k-feat",
+                        benchgraphs.Synth(4000, 200, 400, features=8))
+    out = benchgraphs.prepare("synth-10k-feat", tmp_path / "bench", pairs=25)
+    src = open_store(tmp_path / "bench" / "synth-10k-feat" / "store")
+    feats = np.asarray(src.features("item"))
+    assert feats.shape == (200, 8) and feats.dtype == np.float32
+    assert not list((tmp_path / "bench" / "synth-10k-feat").glob(".*-edges-*"))   # scratch gone
+    held = H.load_holdout(out)
+    _check_split(src, held)
+    assert np.array_equal(np.asarray(held.store.features("item")), feats)
+
+
 def test_failed_split_leaves_nothing(tmp_path, monkeypatch):
     _synth_store(tmp_path / "src")
 
