@@ -198,18 +198,12 @@ def memory(watch: Watch) -> dict:
 
 def synth(work: Path, edges: int, items: int, users: int) -> dict:
     """Edges as an [N, 2] int32 .npy and item features [items, 64] float16, streamed."""
-    from graphstore.synth import SynthParams, write_features, write_npy
+    from graphstore.synth import SynthParams, write_inputs
     started = time.perf_counter()
     rows = int(edges * ROWS_PER_EDGE)
-    params = SynthParams(rows, items, users, 64, 0, 0.8, EXPONENT, EXPONENT)
-    write_npy(params, work / "edges.npy")
     # features: the item's community centre + noise (graphstore.synth)
-    write_features(params, work / "features.npy", FEATURE_DIM, noise=1.0)
-    (work / "spec.toml").write_text(
-        '[node_types.item]\nids = "int"\n[node_types.user]\nids = "int"\n'
-        '[[edges]]\nname = "rated"\nfile = "edges.npy"\nsrc_type = "item"\n'
-        'dst_type = "user"\nformat = "npy"\n'
-        '[[arrays]]\ntype = "item"\nfile = "features.npy"\n')
+    write_inputs(SynthParams(rows, items, users, 64, 0, 0.8, EXPONENT, EXPONENT), work,
+                 FEATURE_DIM, noise=1.0)
     return {"rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -15,6 +15,7 @@ give the same edges.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -115,6 +116,21 @@ def write_features(p: SynthParams, path, dim: int, noise: float, dtype=np.float1
         feats[lo:hi] = community_features(p, dim, noise, lo, hi, seed)
     feats.flush()
     del feats
+
+
+def write_inputs(p: SynthParams, out_dir, dim: int, noise: float) -> Path:
+    """edges.npy (write_npy), features.npy (write_features, float16) and the
+    spec.toml that `sagewalk ingest --spec` reads them with, int ids; returns
+    the spec's path."""
+    out_dir = Path(out_dir)
+    write_npy(p, out_dir / "edges.npy")
+    write_features(p, out_dir / "features.npy", dim, noise)
+    spec = out_dir / "spec.toml"
+    spec.write_text('[node_types.item]\nids = "int"\n[node_types.user]\nids = "int"\n'
+                    '[[edges]]\nname = "rated"\nfile = "edges.npy"\nsrc_type = "item"\n'
+                    'dst_type = "user"\nformat = "npy"\n'
+                    '[[arrays]]\ntype = "item"\nfile = "features.npy"\n')
+    return spec
 
 
 def write_tsv(p: SynthParams, out) -> int:

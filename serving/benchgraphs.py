@@ -96,21 +96,15 @@ def build_store(name: str, out: Path, cache: str | Path | None = None) -> None:
         dataset = fetch(name, Path(cache) if cache else default_cache())
         ingest(load_spec(dataset / "spec-notext.toml"), out, options, overwrite=True)
         return
-    from graphstore.synth import SynthParams, write_features, write_npy, write_tsv
+    from graphstore.synth import SynthParams, write_inputs, write_tsv
     s = SYNTH[name]
     params = SynthParams(s.rows, s.items, s.users, s.communities, s.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}-edges-", dir=out.parent))
     try:
         if s.features:
-            write_npy(params, scratch / "edges.npy")
-            write_features(params, scratch / "features.npy", s.features, s.feature_noise)
-            (scratch / "spec.toml").write_text(
-                '[node_types.item]\nids = "int"\n[node_types.user]\nids = "int"\n'
-                '[[edges]]\nname = "rated"\nfile = "edges.npy"\nsrc_type = "item"\n'
-                'dst_type = "user"\nformat = "npy"\n'
-                '[[arrays]]\ntype = "item"\nfile = "features.npy"\n')
-            ingest(load_spec(scratch / "spec.toml"), out, options, overwrite=True)
+            spec = write_inputs(params, scratch, s.features, s.feature_noise)
+            ingest(load_spec(spec), out, options, overwrite=True)
             return
         edges = scratch / "edges.tsv"
         with open(edges, "wb") as f:
