@@ -7,6 +7,15 @@ community), the item again by power-law popularity within the community.
 So item degrees and user degrees are both heavy-tailed, and items of one
 community share users: the ground truth a good embedding should recover.
 
+With `subcommunities` S > 1 the structure has a second, finer scale: each
+community splits into S leaves (item i's leaf is i % (C x S), inside its
+community), each user has a home leaf (u % (C x S), inside its home
+community), and an edge that stays in the home community lands, with
+probability `p_sub`, on an item of the home leaf.  Items of one leaf are then
+closer than items of one community, which are closer than the rest: the
+"related, but less than the positive" band that PinSage's hard negatives are
+drawn from exists.  S = 1 gives the same edges as before, draw for draw.
+
 Edges are generated in fixed-size blocks, each from its own seed derived from
 (seed, block), so any size streams in constant memory and the same arguments
 give the same edges.
@@ -33,6 +42,8 @@ class SynthParams:
     p_in: float = 0.8
     item_exponent: float = 1.1    # popularity ~ rank^-exponent
     user_exponent: float = 1.1
+    subcommunities: int = 1       # leaves per community (1: one scale)
+    p_sub: float = 0.0            # P(home leaf | home community)
 
     def __post_init__(self):
         if min(self.num_items, self.num_users, self.num_communities) < 1 or self.num_edges < 0:
@@ -40,6 +51,16 @@ class SynthParams:
         if self.num_communities > self.num_items:
             raise ValueError(f"synth: {self.num_communities} communities for "
                              f"{self.num_items} items; need communities <= items")
+        if self.subcommunities < 1 or self.num_communities * self.subcommunities > self.num_items:
+            raise ValueError(f"synth: {self.subcommunities} subcommunities of each of "
+                             f"{self.num_communities} communities for {self.num_items} items; "
+                             f"need 1 <= subcommunities and communities x subcommunities <= items")
+        if not 0.0 <= self.p_sub <= 1.0:
+            raise ValueError(f"synth: p_sub {self.p_sub} is not a probability")
+
+    @property
+    def num_leaves(self) -> int:
+        return self.num_communities * self.subcommunities
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,11 @@ def item_communities(p: SynthParams) -> np.ndarray:
     return np.arange(p.num_items, dtype=np.int64) % p.num_communities
 
 
+def item_leaves(p: SynthParams) -> np.ndarray:
+    """Each item's leaf (subcommunity), numbered so that leaf % C is its community."""
+    return np.arange(p.num_items, dtype=np.int64) % p.num_leaves
+
+
 def edge_blocks(p: SynthParams) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(items, users) int64 blocks of at most BLOCK edges, in order."""
     C = p.num_communities
@@ -72,10 +98,18 @@ def edge_blocks(p: SynthParams) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng([p.seed, block])
         users = power_law_ranks(rng.random(m), p.num_users, p.user_exponent)
         home = users % C
-        community = np.where(rng.random(m) < p.p_in, home, rng.integers(0, C, m))
+        inside = rng.random(m) < p.p_in
+        community = np.where(inside, home, rng.integers(0, C, m))
         size = (p.num_items - community + C - 1) // C   # items in each edge's community
-        k = power_law_ranks(rng.random(m), size, p.item_exponent)
-        yield community + C * k, users
+        u = rng.random(m)
+        items = community + C * power_law_ranks(u, size, p.item_exponent)
+        if p.subcommunities > 1:        # drawn after the one-scale draws, so S = 1 is unchanged
+            L = p.num_leaves
+            leafward = inside & (rng.random(m) < p.p_sub)
+            leaf = users[leafward] % L
+            k = power_law_ranks(u[leafward], (p.num_items - leaf + L - 1) // L, p.item_exponent)
+            items[leafward] = leaf + L * k
+        yield items, users
 
 
 def generate(num_edges: int, num_items: int, num_users: int, num_communities: int = 10,

@@ -9,11 +9,18 @@
 | `synth-10k` | `graphstore.synth`, 420k rows | ~10k items, ~190k distinct item-user edges |
 | `synth-50k` | `graphstore.synth`, 2.2M rows | ~50k items, ~1M distinct item-user edges |
 | `synth-10k-feat` | as `synth-10k`, plus 32-d item features | the same edges; each item's features are its community's centre + 2 x N(0, 1) noise |
+| `synth-10k-nested` | `graphstore.synth`, 420k rows, two scales | ~10k items in 5 communities of 20 leaves (100 items); 60% of a user's in-community edges in its home leaf |
 
 `synth-10k-feat` is the graph for PinSage's own setting, features and no id
 table (docs/quality.md, session 9): its features carry the communities too
 weakly to rank by alone, so a model must pool them over the graph to find
 them.
+
+`synth-10k-nested` is the graph for the hard-negative ablation: on the
+one-scale graphs an item's personalised-PageRank ranks 400-1000 (PinSage's
+2000-5000, scaled to 10k items) are its own community, as related as the
+held-out pair, so nothing is learned from them that the in-batch negatives do
+not teach; here those ranks are the query's community outside its leaf.
 
 MovieLens stores are built from the leave-last-out train split (`sagewalk
 datasets fetch`, the spec without title text, so no extra is needed); the
@@ -46,16 +53,21 @@ class Synth:
     seed: int = 1
     features: int = 0             # item feature width (0: none)
     feature_noise: float = 2.0    # x N(0, 1) on each item's community centre
+    subcommunities: int = 1       # leaves per community (graphstore.synth)
+    p_sub: float = 0.0
 
 
 SYNTH = {"synth-10k": Synth(420_000, 10_000, 50_000),
          "synth-50k": Synth(2_200_000, 50_000, 250_000),
-         "synth-10k-feat": Synth(420_000, 10_000, 50_000, features=32)}
+         "synth-10k-feat": Synth(420_000, 10_000, 50_000, features=32),
+         "synth-10k-nested": Synth(420_000, 10_000, 50_000, communities=5,
+                                   subcommunities=20, p_sub=0.6)}
 MOVIELENS = ("ml-100k", "ml-1m")
 # Pairs may share up to this many contexts, all cut (serving/holdout.py): the
 # smallest of 1, 2, 5, 10 that gives 3,000 pairs by the 'context' draw.  Dense
 # graphs need more (ML-1M: ~270 ratings a movie); each cut is 1-4% of the edges.
-MAX_SHARED = {"ml-100k": 2, "ml-1m": 10, "synth-10k": 5, "synth-50k": 5, "synth-10k-feat": 5}
+MAX_SHARED = {"ml-100k": 2, "ml-1m": 10, "synth-10k": 5, "synth-50k": 5, "synth-10k-feat": 5,
+              "synth-10k-nested": 5}
 NAMES = MOVIELENS + tuple(SYNTH)
 
 
@@ -98,7 +110,8 @@ def build_store(name: str, out: Path, cache: str | Path | None = None) -> None:
         return
     from graphstore.synth import SynthParams, write_inputs, write_tsv
     s = SYNTH[name]
-    params = SynthParams(s.rows, s.items, s.users, s.communities, s.seed)
+    params = SynthParams(s.rows, s.items, s.users, s.communities, s.seed,
+                         subcommunities=s.subcommunities, p_sub=s.p_sub)
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}-edges-", dir=out.parent))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from graphstore import synth
@@ -23,6 +24,33 @@ def test_communities_are_planted_and_degrees_heavy_tailed():
     assert 0.88 < same < 0.93           # p_in + (1 - p_in) / C
     degrees = np.sort(np.bincount(g.users, minlength=5000))[::-1]
     assert degrees[0] > 20 * np.median(degrees)
+
+
+def test_one_subcommunity_is_the_one_scale_graph_draw_for_draw():
+    flat = generate(20_000, 300, 2000, 6, seed=3)
+    same = generate(20_000, 300, 2000, 6, seed=3, subcommunities=1, p_sub=0.7)
+    assert np.array_equal(flat.items, same.items) and np.array_equal(flat.users, same.users)
+
+
+def test_subcommunities_plant_a_finer_scale_inside_the_communities():
+    kw = dict(seed=0, p_in=0.8)
+    g = generate(200_000, 2000, 5000, 5, subcommunities=20, p_sub=0.6, **kw)
+    p = SynthParams(200_000, 2000, 5000, 5, subcommunities=20, p_sub=0.6, **kw)
+    leaves = synth.item_leaves(p)
+    assert np.array_equal(leaves % 5, g.communities)       # a leaf lies in one community
+    community = np.mean(g.communities[g.items] == g.users % 5)
+    leaf = np.mean(leaves[g.items] == g.users % 100)
+    assert 0.82 < community < 0.86                         # p_in + (1 - p_in) / C, unchanged
+    assert 0.47 < leaf < 0.53                              # p_in x p_sub + the rest by chance
+    flat = generate(200_000, 2000, 5000, 5, **kw)
+    assert np.mean(leaves[flat.items] == flat.users % 100) < 0.1
+
+
+def test_subcommunities_must_fit_the_items():
+    with pytest.raises(ValueError, match="subcommunities"):
+        SynthParams(100, 50, 10, 5, subcommunities=20)
+    with pytest.raises(ValueError, match="p_sub"):
+        SynthParams(100, 50, 10, 5, subcommunities=2, p_sub=1.5)
 
 
 @settings(max_examples=30, deadline=None)

@@ -191,6 +191,21 @@ def test_benchmark_graph_with_features(tmp_path, monkeypatch):
     assert np.array_equal(np.asarray(held.store.features("item")), feats)
 
 
+def test_nested_benchmark_graph_has_its_leaves(tmp_path, monkeypatch):
+    from serving import benchgraphs
+    monkeypatch.setitem(benchgraphs.SYNTH, "synth-10k-nested",
+                        benchgraphs.Synth(20_000, 400, 1000, communities=2,
+                                          subcommunities=10, p_sub=0.9))
+    benchgraphs.prepare("synth-10k-nested", tmp_path / "bench", pairs=25)
+    src = open_store(tmp_path / "bench" / "synth-10k-nested" / "store")
+    csr = src.csr("rated")
+    rows = np.repeat(np.arange(csr.num_rows), csr.degrees())
+    items = np.array(src.ids("item").to_external(rows), dtype=np.int64)
+    users = np.array(src.ids("user").to_external(np.asarray(csr.indices)), dtype=np.int64)
+    # 20 leaves: an edge lands in its user's leaf far above the 1 in 20 of chance
+    assert np.mean(items % 20 == users % 20) > 0.5
+
+
 def test_failed_split_leaves_nothing(tmp_path, monkeypatch):
     _synth_store(tmp_path / "src")
 
