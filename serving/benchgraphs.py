@@ -16,11 +16,12 @@ table (docs/quality.md, session 9): its features carry the communities too
 weakly to rank by alone, so a model must pool them over the graph to find
 them.
 
-`synth-10k-nested` is the graph for the hard-negative ablation: on the
+`synth-10k-nested` is the graph for the hard-negative ablation.  On the
 one-scale graphs an item's personalised-PageRank ranks 400-1000 (PinSage's
-2000-5000, scaled to 10k items) are its own community, as related as the
-held-out pair, so nothing is learned from them that the in-batch negatives do
-not teach; here those ranks are the query's community outside its leaf.
+2000-5000, scaled to 10k items) are its own community (500 items), as related
+as a held-out pair, or past it any community the noise edges reach, no harder
+than a uniform negative: there is no band between.  Here those ranks are the
+query's community outside its leaf.
 
 MovieLens stores are built from the leave-last-out train split (`sagewalk
 datasets fetch`, the spec without title text, so no extra is needed); the
