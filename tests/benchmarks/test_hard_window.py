@@ -1,4 +1,5 @@
 """benchmarks/hard_window.py: what the hard-negative window holds."""
+
 import pytest
 
 from benchmarks.hard_window import window_figures
