@@ -6,9 +6,10 @@
 Only settings the user did not write in the TOML file or pass with --set are
 filled.  Every rule is one row of RULES, stated in terms of the store (item
 count, degrees, feature width, edges) and the budget, never per dataset, so a
-rule changes in one line.  The current rows are best guesses from the
-MovieLens-1M demo (docs/serving.md) and the planted-community e2e store
-(docs/trainer.md), pending the experiments of issue 11.
+rule changes in one line.  A rule may read the settings picked (or set) before
+it, as `c`.  Each row's `because` says where it was measured: the MovieLens-1M
+demo (docs/serving.md), the planted-community e2e store (docs/trainer.md) and
+the held-out-edge graphs (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -113,9 +114,17 @@ RULES: tuple[Rule, ...] = (
          "capped at 2, as the demo: 'as many epochs as fit' must not grow them without bound"),
     Rule("sampler.batch_size", lambda s, b, c: min(512, max(64, _pow2(s.items / 16))),
          "items/16 as a power of two within [64, 512]"),
-    Rule("sampler.walk_length", lambda s, b, c: 2 if s.reach >= 100 else 5,
-         "2 steps (restart 0.5) when one step reaches >= 100 items, 5 on sparser graphs"),
-    Rule("sampler.restart_prob", lambda s, b, c: 0.5, "as the demo's short walks"),
+    Rule("sampler.walk_length", lambda s, b, c: 1 if s.reach >= 100 else 5,
+         "one step (item -> context -> item) when it reaches >= 100 items: level with 2-step "
+         "walks or above them on the six held-out-edge graphs at 5 minutes, and on "
+         "synth-10k-feat 0.188 -> 0.310 beyond neighbours (docs/quality.md, sessions 10-11); "
+         "5 steps on sparser graphs"),
+    Rule("sampler.num_walks", lambda s, b, c: 50 if c.sampler.walk_length == 1 else 10,
+         "50 one-step walks, so the neighbours kept are ranked by visit counts, not each "
+         "drawn once; 10 (PinSage's) for longer walks"),
+    Rule("sampler.restart_prob", lambda s, b, c: 0.0 if c.sampler.walk_length == 1 else 0.5,
+         "none for one-step walks (a restart would only end them early), else 0.5 as the "
+         "demo's short walks"),
     Rule("sampler.num_neighbors", lambda s, b, c: int(min(10, max(3, s.reach // 2))),
          "10 (the demo's) unless one step reaches fewer than 20 items"),
     Rule("sampler.pairs_per_item",

@@ -22,12 +22,14 @@ def test_rules_follow_the_store_and_the_budget():
     config, choices = autoplan.fill_unset(load(None), set(), stats(), 600.0)
     t, s = config.trainer, config.sampler
     assert (t.loss, t.temperature, t.embedding_dim, t.hidden_dim) == ("softmax", 0.3, 64, 64)
-    assert t.id_embedding_buckets == 3883 and s.batch_size == 256 and s.walk_length == 2
+    assert t.id_embedding_buckets == 3883 and s.batch_size == 256
+    assert (s.walk_length, s.num_walks, s.restart_prob) == (1, 50, 0.0)   # one-step walks
     assert t.warmup_fraction == 0.1 and t.hard_negative_schedule == (0, 1, 2)
     assert t.candidate_prior is True and t.prior_source == "degree" and s.pairs_per_item == 10
     sparse, _ = autoplan.fill_unset(load(None), set(), stats(items=10**6, item_degree=2.0,
                                                              context_degree=3.0), 30.0)
     assert sparse.sampler.walk_length == 5 and sparse.sampler.num_neighbors == 3
+    assert (sparse.sampler.num_walks, sparse.sampler.restart_prob) == (10, 0.5)
     assert sparse.trainer.embedding_dim == 128 and sparse.trainer.lr == pytest.approx(0.005)
     assert sparse.sampler.batch_size == 512 and sparse.trainer.validate_every == 0
     huge, _ = autoplan.fill_unset(load(None), set(), stats(items=10**7), 600.0)
@@ -54,6 +56,11 @@ def test_only_unset_settings_are_picked():
         ("max_margin", 32, 100)
     assert config.trainer.lr == pytest.approx(0.01)       # the rule sees the user's width
     assert explicit.isdisjoint(c["setting"] for c in choices)
+    # the walk count and restart follow a walk length the user set
+    longer = autoplan.explicit_keys({}, ["sampler.walk_length=3"])
+    walks, _ = autoplan.fill_unset(load(None, ["sampler.walk_length=3"]), longer, stats(), 60.0)
+    assert (walks.sampler.walk_length, walks.sampler.num_walks, walks.sampler.restart_prob) == \
+        (3, 10, 0.5)
 
 
 def test_dry_run_prints_the_choices_and_writes_the_config(tmp_path, capsys):
