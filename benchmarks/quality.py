@@ -18,7 +18,8 @@ plus the method's settings (HOLDOUT_METHODS).
                                  [--minutes 10] [--out DIR] [--set KEY=VALUE ...]
 
 --set applies to every method (e.g. `--set trainer.id_embedding_buckets=0`:
-features only, PinSage's own setting, on synth-10k-feat).
+features only, PinSage's own setting, on synth-10k-feat).  What the
+hard-negative window holds on these graphs: benchmarks/hard_window.py.
 
 Without --holdouts: the PinSage ablation table on MovieLens-1M (DGL's
 leave-last-out protocol).
@@ -71,7 +72,7 @@ HOLDOUT_METHODS = {
     "pinsage-paper-layers": ["trainer.convolution=paper"],
     "multisage": ["trainer.model=multisage"],
 }
-GRAPHS = ("ml-100k", "ml-1m", "synth-10k", "synth-50k")   # the bar's; synth-10k-feat too
+GRAPHS = ("ml-100k", "ml-1m", "synth-10k", "synth-50k")   # the bar's; synth-10k-feat, -nested too
 MODES = (("all_items", False), ("beyond_neighbours", True))   # exclude the neighbours?
 
 
