@@ -127,6 +127,10 @@ RULES: tuple[Rule, ...] = (
          "demo's short walks"),
     Rule("sampler.num_neighbors", lambda s, b, c: int(min(10, max(3, s.reach // 2))),
          "10 (the demo's) unless one step reaches fewer than 20 items"),
+    Rule("sampler.multisage_num_neighbors", lambda s, b, c: c.sampler.num_neighbors,
+         "as many as PinSage's (num_neighbors): MultiSage's layers grow with the square; on "
+         "synth-10k at equal wall clock 20 -> 10 gave 3x the steps and 0.191 -> 0.227 beyond "
+         "neighbours (docs/quality.md, session 11)"),
     Rule("sampler.pairs_per_item",
          lambda s, b, c: int(max(2, min(10, PAIRS_BYTES // (16 * max(1, s.items))))),
          "10 positives per item (the held-out-edge runs: 2 are memorised within minutes), "
