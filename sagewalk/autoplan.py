@@ -116,7 +116,7 @@ RULES: tuple[Rule, ...] = (
          "items/16 as a power of two within [64, 512]"),
     Rule("sampler.walk_length", lambda s, b, c: 1 if s.reach >= 100 else 5,
          "one step (item -> context -> item) when it reaches >= 100 items: level with 2-step "
-         "walks or above them on the six held-out-edge graphs at 5 minutes, and on "
+         "walks or above them on the five held-out-edge graphs at 5 minutes, and on "
          "synth-10k-feat 0.188 -> 0.310 beyond neighbours (docs/quality.md, sessions 10-11); "
          "5 steps on sparser graphs"),
     Rule("sampler.num_walks", lambda s, b, c: 50 if c.sampler.walk_length == 1 else 10,
