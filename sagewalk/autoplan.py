@@ -116,9 +116,9 @@ RULES: tuple[Rule, ...] = (
          "items/16 as a power of two within [64, 512]"),
     Rule("sampler.walk_length", lambda s, b, c: 1 if s.reach >= 100 else 5,
          "one step (item -> context -> item) when it reaches >= 100 items: level with 2-step "
-         "walks or above them on the five held-out-edge graphs at 5 minutes, and on "
-         "synth-10k-feat 0.188 -> 0.310 beyond neighbours (docs/quality.md, sessions 10-11); "
-         "5 steps on sparser graphs"),
+         "walks on the held-out-edge graphs with the id table (at 10 minutes below them on "
+         "synth-50k, above at 5), 0.188 -> 0.310 beyond neighbours with features only, a third "
+         "more steps (docs/quality.md, sessions 10-11); 5 steps on sparser graphs"),
     Rule("sampler.num_walks", lambda s, b, c: 50 if c.sampler.walk_length == 1 else 10,
          "50 one-step walks, so the neighbours kept are ranked by visit counts, not each "
          "drawn once; 10 (PinSage's) for longer walks"),
