@@ -36,16 +36,20 @@ GRAPHS = ("synth-10k", "synth-10k-nested", "synth-50k", "ml-100k", "ml-1m")
 
 
 def window_figures(held, *, queries: int, walks: int, length: int, restart: float,
-                   rank=(2000, 5000), full_catalogue: int = 50_000, easy: int = 500,
                    leaves: tuple[int, int] | None = None, seed: int = 0) -> dict:
-    """The figures above for one opened holdout; leaves = (communities, leaves)
-    of a synthetic graph whose external item ids are the generator's."""
+    """The figures above for one opened holdout, with the sampler's default
+    rank window and easy-negative count; leaves = (communities, leaves) of a
+    synthetic graph whose external item ids are the generator's."""
+    from sampler.config import SamplerConfig
     from sampler.graph import WalkGraph
-    from sampler.negatives import rank_window
+    from sampler.negatives import rank_window, reached_window
     from sampler.neighbourhoods import ranked_visits
+    defaults = SamplerConfig()
+    easy = defaults.easy_negatives
     graph = WalkGraph.from_store(held.store, held.item_type)
     n = graph.num_items
-    lo, hi = rank_window(n, rank, full_catalogue)
+    lo, hi = rank_window(n, tuple(defaults.hard_negative_rank),
+                         defaults.hard_negative_full_catalogue)
     pick = np.random.default_rng(seed).choice(len(held.queries), min(queries, len(held.queries)),
                                               replace=False)
     q, p = held.queries[pick], held.positives[pick]
@@ -58,7 +62,7 @@ def window_figures(held, *, queries: int, walks: int, length: int, restart: floa
     sizes, same, place = [], {"community": [], "leaf": []}, {"above": 0, "inside": 0, "below": 0}
     for i in range(len(q)):
         v = int(reached[i])
-        a, z = (lo, hi) if v >= hi else (lo * v // hi, v)   # as sampler.negatives shrinks it
+        a, z = reached_window(lo, hi, v)
         sizes.append(z - a)
         hit = np.flatnonzero(ranked.items[i, :v] == p[i])
         where = int(hit[0]) if hit.size else v

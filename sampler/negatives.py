@@ -53,6 +53,13 @@ def rank_window(num_items: int, rank: tuple[int, int], full_catalogue: int) -> t
     return lo_s, max(lo_s + 1, int(round(hi * scale)))
 
 
+def reached_window(lo: int, hi: int, reached: int) -> tuple[int, int]:
+    """The ranks [a, z) hard negatives are drawn from for a query whose walks
+    reached `reached` distinct items: the window [lo, hi) itself when they
+    reached its end, else shrunk in proportion to what was reached."""
+    return (lo, hi) if reached >= hi else (lo * reached // hi, reached)
+
+
 def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray, count: int,
                    *, rank: tuple[int, int], full_catalogue: int, num_walks: int,
                    walk_length: int, restart_prob: float, seed: int) -> np.ndarray:
@@ -73,8 +80,7 @@ def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray,
     rng = np.random.default_rng([seed64(seed), 0x4A2D])
     out = np.empty((b, count), np.int64)
     for i in range(b):
-        v = int(reached[i])
-        a, z = (lo, hi) if v >= hi else (lo * v // hi, v)
+        a, z = reached_window(lo, hi, int(reached[i]))
         if z > a:
             out[i] = ranked.items[i, a + rng.integers(0, z - a, count)]
         else:
