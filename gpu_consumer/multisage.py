@@ -94,25 +94,62 @@ class MultiSageConv(nn.Module):
         return F.relu(self.join(torch.cat([z, ctx.to(z.dtype)], dim=-1)))
 
     def forward(self, h_self, h_nbrs, weights, contexts, ego_context=None):
-        """h_self [n,d], h_nbrs [n,k,d], weights [n,k], contexts [n,k,d] context
-        vectors of each (ego, neighbour) pair; ego_context [n,d] views the ego and
-        all its neighbours through one given context instead."""
-        n, k, d = h_nbrs.shape
-        z_v, z_u = self.encode(h_self), self.encode(h_nbrs)
+        """Layer-wise form: h_self [n,d], h_nbrs [n,k,d] neighbours' vectors already
+        gathered, weights [n,k], contexts [n,k,d] context vectors of each (ego,
+        neighbour) pair; ego_context [n,d] views the ego and all its neighbours
+        through one given context instead."""
+        return self.attend(self.encode(h_self), self.encode(h_nbrs), weights, contexts,
+                           ego_context)
+
+    def forward_block(self, h, index, weights, context_table, context_index, num_dst: int,
+                      ego_context=None):
+        """Minibatch form, same result: T depends on the node alone, so it runs
+        once per source node h [n_src, d] and the encoded rows are gathered by
+        index [n, k] (a node is a neighbour of ~k egos); likewise a context's
+        logit term once per row of context_table [c, d], which context_index
+        [n, k] (its rows, padding already mapped to a zero row) gathers."""
+        z = self.encode(h)
+        contexts = gather_neighbours(context_table, context_index)
+        logits = None
+        if ego_context is None:
+            logits = gather_neighbours(context_table.to(z.dtype) @ self._projections()[1][1],
+                                       context_index)
+        return self.attend(z[:num_dst], gather_neighbours(z, index), weights, contexts,
+                           ego_context, logits)
+
+    def _projections(self):
+        """W's rows per head [H, d/H, d], and W_hᵀ a_h for each of Eq. 6's three
+        terms (ego, context, masked neighbour) [3, d, H]."""
+        d = self.W.weight.shape[1]
+        rows = self.W.weight.reshape(self.heads, d // self.heads, d)
+        return rows, torch.einsum("hed,hte->tdh", rows, self.a)
+
+    def attend(self, z_v, z_u, weights, contexts, ego_context=None, context_logits=None):
+        """Eqs. 6-7 over encoded egos z_v [n,d] and neighbours z_u [n,k,d];
+        context_logits [n,k,H], the context term of Eq. 6, where the caller
+        has it already.
+
+        With W_h the rows of W that make head h, a_hᵀ W_h x = x · (W_hᵀ a_h), so
+        each logit term is one [.., d] x [d, H] product, and Σ_j α_hj W_h z_j =
+        W_h Σ_j α_hj z_j, so W runs once per ego and head, never per (ego,
+        neighbour) pair: per pair there is a mask, a logit and a weighted sum."""
+        n, k, d = z_u.shape
         if ego_context is not None:
-            contexts = ego_context.unsqueeze(1).expand(n, k, d)
+            contexts, context_logits = ego_context.unsqueeze(1).expand(n, k, d), None
             z_v = self.contextualise(z_v, ego_context)
-        z_uc = self.contextualise(z_u, contexts.to(z_u.dtype))
-        split = (lambda x: x.reshape(*x.shape[:-1], self.heads, d // self.heads))
-        wv, wc, wu = split(self.W(z_v)), split(self.W(contexts.to(z_u.dtype))), split(self.W(z_uc))
-        logits = ((wv * self.a[:, 0]).sum(-1).unsqueeze(1)              # [n,1,H]
-                  + (wc * self.a[:, 1]).sum(-1) + (wu * self.a[:, 2]).sum(-1))
+        contexts = contexts.to(z_u.dtype)
+        z_uc = self.contextualise(z_u, contexts)
+        rows, proj = self._projections()
+        if context_logits is None:
+            context_logits = contexts @ proj[1]
+        logits = (z_v @ proj[0]).unsqueeze(1) + context_logits + z_uc @ proj[2]   # [n, k, H]
         logits = F.leaky_relu(logits.float(), 0.2)
         w = pooling_weights(weights, self.pooling)
         valid = (w > 0).unsqueeze(-1)
         logits = logits + torch.log(w.clamp_min(1e-12)).unsqueeze(-1)
         alpha = torch.softmax(logits.masked_fill(~valid, _NEG), dim=1) * valid
-        z_n = torch.einsum("nkh,nkhe->nhe", alpha.to(wu.dtype), wu).reshape(n, d)
+        pooled = torch.einsum("nkh,nkd->nhd", alpha.to(z_uc.dtype), z_uc)  # [n, H, d]
+        z_n = torch.einsum("nhd,hed->nhe", pooled, rows.to(pooled.dtype)).reshape(n, d)
         return z_v + z_n if self.residual else l2_normalise(z_v + z_n)
 
 
@@ -206,11 +243,10 @@ class MultiSage(nn.Module):
         h = self.input_vectors(batch.features, batch.node_sets[0])
         for k in range(self.num_layers):
             index = batch.ctx_index[k]
-            pair_ctx = ctx.index_select(0, torch.where(index < 0, ctx.shape[0] - 1, index)
-                                        .reshape(-1)).reshape(*index.shape, -1)
+            rows = torch.where(index < 0, ctx.shape[0] - 1, index)
             ego = None
             if context is not None and k == self.num_layers - 1:
                 ego = context.expand(batch.num_dst[k], -1) if context.dim() == 1 else context
-            h = self.convolve(k, h[:batch.num_dst[k]], gather_neighbours(h, batch.nbr_index[k]),
-                              batch.nbr_weight[k], pair_ctx, ego)
+            h = self.convs[k].forward_block(h, batch.nbr_index[k], batch.nbr_weight[k], ctx,
+                                            rows, batch.num_dst[k], ego)
         return self.finalize(h, batch.node_sets[-1])

@@ -71,6 +71,61 @@ def test_residual_layer_starts_as_attention_propagation_of_the_masked_inputs():
                           torch.ones(3), atol=1e-5)
 
 
+def per_pair_attention(conv, h_self, h_nbrs, weights, contexts):
+    """Eqs. 6-7 as the paper writes them: W applied to every (ego, context,
+    neighbour) triplet, each head's logit a dot product with a_h."""
+    n, k, d = h_nbrs.shape
+    H = conv.heads
+    z_v, z_u = conv.encode(h_self), conv.encode(h_nbrs)
+    z_uc = conv.contextualise(z_u, contexts)
+    split = (lambda x: x.reshape(*x.shape[:-1], H, d // H))
+    wv, wc, wu = split(conv.W(z_v)), split(conv.W(contexts)), split(conv.W(z_uc))
+    logits = ((wv * conv.a[:, 0]).sum(-1).unsqueeze(1) + (wc * conv.a[:, 1]).sum(-1)
+              + (wu * conv.a[:, 2]).sum(-1))
+    logits = torch.nn.functional.leaky_relu(logits, 0.2) + torch.log(
+        weights.clamp_min(1e-12)).unsqueeze(-1)
+    valid = (weights > 0).unsqueeze(-1)
+    alpha = torch.softmax(logits.masked_fill(~valid, -1e9), dim=1) * valid
+    z_n = torch.einsum("nkh,nkhe->nhe", alpha, wu).reshape(n, d)
+    out = z_v + z_n
+    return out if conv.residual else out / out.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+@pytest.mark.parametrize("form", ["paper", "residual"])
+@pytest.mark.parametrize("combine", ["mask", "translation", "concat"])
+def test_attention_applies_w_once_per_ego_and_equals_the_per_pair_equations(combine, form):
+    torch.manual_seed(3)
+    conv = MultiSageConv(16, 4, combine, "importance", form)
+    for p in conv.parameters():          # off the residual form's zero/identity start
+        torch.nn.init.normal_(p, std=0.3)
+    h_self, h_nbrs = torch.randn(5, 16), torch.randn(5, 6, 16)
+    weights = torch.rand(5, 6)
+    weights[1, 4:] = 0.0                 # padding
+    ctx = torch.rand(5, 6, 16)
+    torch.testing.assert_close(conv(h_self, h_nbrs, weights, ctx),
+                               per_pair_attention(conv, h_self, h_nbrs, weights, ctx),
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("context", [False, True])
+def test_block_form_equals_the_gathered_form(context):
+    """forward_block encodes each source node and each context row once; the
+    layer-wise form (serving) gathers first: the same layer."""
+    torch.manual_seed(4)
+    conv = MultiSageConv(16, 4, "mask", "importance")
+    for p in conv.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    h = torch.randn(30, 16)
+    index = torch.randint(0, 30, (8, 5))
+    weights = torch.rand(8, 5)
+    table = torch.rand(12, 16)
+    rows = torch.randint(0, 12, (8, 5))
+    ego = torch.rand(8, 16) if context else None
+    block = conv.forward_block(h, index, weights, table, rows, 8, ego)
+    gathered = conv(h[:8], h[index], weights, table[rows], ego)
+    torch.testing.assert_close(block, gathered, rtol=1e-4, atol=1e-5)
+
+
 def test_context_encoder_masks_have_exact_zeros():
     torch.manual_seed(0)
     enc = ContextEncoder(3, 16, 0, "board")
