@@ -1,14 +1,18 @@
 """Neighbourhood walks on a store that is not in the page cache, against the
 disk's random-read rate (the physical limit of that path).
 
-    python benchmarks/disk_walks.py STORE [--seeds 2000] [--walks 10 --length 10]
+    python benchmarks/disk_walks.py STORE [--seeds 2000] [--calls 1] [--walks 10 --length 10]
 
 1. The device: 4 KiB O_DIRECT reads at random offsets of the store's largest
    file, one at a time (queue depth 1) and from 32 threads at once (QD 32).
 2. The walks: `BatchBuilder.neighbourhoods` over random seeds, the store's
    pages evicted first (posix_fadvise DONTNEED), with sampler.paged_walks off
    (each page fault waits alone) and on (sampler/paging.py: each pass's pages
-   requested at once), and on with --resident-mb of hot rows locked.
+   requested at once), on with --resident-mb of hot rows locked, and 'auto'
+   (sampler/paging.py's WalkChoice: both measured as they run, the faster
+   walks; where the store fits half the memory, auto is plain).  Each mode
+   runs the same --calls calls of --seeds fresh seeds from a cold cache, as a
+   producer makes one call per batch.
 A step is one item -> context -> item hop (up to four dependent reads: item
 offsets, item's contexts, context offsets, context's items).  Prints one JSON
 line: reads/s at QD1 and QD32, steps/s per mode, and steps/s as a fraction of
@@ -63,14 +67,17 @@ def random_reads(path: Path, threads: int, seconds: float) -> float:
     return sum(counts) / (time.monotonic() - started)
 
 
-def walk_rate(store_path: Path, mode: str, resident: int, seeds, cfg_args) -> dict:
+def walk_rate(store_path: Path, mode: str, resident: int, calls, cfg_args) -> dict:
     from graphstore import open_store
     from sagewalk.config import load
     from worker.assemble import BatchBuilder
     cfg = load(None, [f"sampler.paged_walks={json.dumps(mode)}", *cfg_args])
     store = open_store(store_path)
     builder = BatchBuilder(store, cfg.sampler)   # checks: reads the CSR once
-    builder.neighbourhoods(seeds[:8])   # compile / load the kernels' cache
+    builder.neighbourhoods(calls[0][:8])   # compile / load the kernels' cache
+    if builder.graph.choice is not None:   # auto: its second call runs the other kernel
+        builder.neighbourhoods(calls[0][:8])
+        builder.graph.choice.calls_run = {True: 0, False: 0}
 
     def cold() -> None:   # a mapped page is not dropped from the cache: unmap, then evict
         for array in store.mapped_arrays():
@@ -81,11 +88,17 @@ def walk_rate(store_path: Path, mode: str, resident: int, seeds, cfg_args) -> di
         from sampler import paging
         paging.resident_rows(builder.graph, resident)   # locked now: read from disk once
     started = time.perf_counter()
-    builder.neighbourhoods(seeds)
+    for seeds in calls:
+        builder.neighbourhoods(seeds)
     seconds = time.perf_counter() - started
-    steps = len(seeds) * cfg.sampler.num_walks * cfg.sampler.walk_length
-    return {"steps_per_s": round(steps / seconds), "seconds": round(seconds, 2),
-            "paged": builder.graph.paged}
+    steps = sum(map(len, calls)) * cfg.sampler.num_walks * cfg.sampler.walk_length
+    out = {"steps_per_s": round(steps / seconds), "seconds": round(seconds, 2),
+           "paged": builder.graph.paged}
+    choice = builder.graph.choice
+    if choice is not None:
+        out.update(calls_paged=choice.calls_run[True], calls_plain=choice.calls_run[False],
+                   measured_paged=round(choice.rate(True)), measured_plain=round(choice.rate(False)))
+    return out
 
 
 def rerun_capped(args) -> None:
@@ -114,7 +127,10 @@ def rerun_capped(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store")
-    parser.add_argument("--seeds", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=2000, help="Seeds per call.")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="Calls per mode (one per batch in a producer); 'auto' probes "
+                        "both kernels over its first 8.")
     parser.add_argument("--walks", type=int, default=10)
     parser.add_argument("--length", type=int, default=10)
     parser.add_argument("--resident-mb", type=int, default=256)
@@ -134,16 +150,20 @@ def main() -> None:
     out["reads_per_s_qd32"] = round(random_reads(biggest, 32, args.read_seconds))
     from graphstore import open_store
     items = open_store(store).node_types["item"]
-    seeds = np.random.default_rng(0).integers(0, items, args.seeds)
+    rng = np.random.default_rng(0)
+    calls = [rng.integers(0, items, args.seeds) for _ in range(args.calls)]
     cfg_args = [f"sampler.num_walks={args.walks}", f"sampler.walk_length={args.length}"]
     limit = out["reads_per_s_qd32"] / 4
     for name, mode, resident in (("plain", "off", 0), ("paged", "on", 0),
-                                 ("paged_resident", "on", args.resident_mb << 20)):
-        r = walk_rate(store, mode, resident, seeds, cfg_args)
+                                 ("paged_resident", "on", args.resident_mb << 20),
+                                 ("auto", "auto", 0)):
+        r = walk_rate(store, mode, resident, calls, cfg_args)
         r["of_qd32_limit"] = round(r["steps_per_s"] / limit, 3)
         out[name] = r
     out["paged_over_plain"] = round(out["paged"]["steps_per_s"] / out["plain"]["steps_per_s"], 2)
-    out.update(seeds=args.seeds, walks=args.walks, length=args.length,
+    out["auto_over_best"] = round(out["auto"]["steps_per_s"] / max(
+        out["plain"]["steps_per_s"], out["paged"]["steps_per_s"]), 2)
+    out.update(seeds=args.seeds, calls=args.calls, walks=args.walks, length=args.length,
                resident_bytes=args.resident_mb << 20,
                limit_steps_per_s_qd32=round(limit), load_avg=[round(x, 2)
                                                              for x in os.getloadavg()])

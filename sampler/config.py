@@ -43,8 +43,9 @@ class SamplerConfig:
                               check=positive)
     paged_walks: str = setting("auto", "Walks for a store not in memory: 'on' requests each "
                                "step's pages from the disk at once (sampler/paging.py), "
-                               "'off' faults them in one at a time; 'auto': on when the "
-                               "walk arrays exceed half the memory this process may use.",
+                               "'off' faults them in one at a time; 'auto': where the "
+                               "walk arrays exceed half the memory this process may use, "
+                               "both are measured as they run and the faster one walks.",
                                check=one_of("auto", "on", "off"))
     resident_bytes: int = setting(0, "With paged walks: bytes of the CSR locked in memory "
                                   "(the offsets, then the highest-degree contexts' rows).",

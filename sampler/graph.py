@@ -58,6 +58,7 @@ class WalkGraph:
     ctx_item: np.ndarray
     source: str = ""                     # the store's path, for error messages
     paged: bool = False                  # walk with paging (sampler/paging.py): not in memory
+    choice: object = None                # paging.WalkChoice: measure both kernels, run the faster
 
     @property
     def num_slots(self) -> int:

@@ -12,6 +12,7 @@ never leaks into the convolution that has to predict it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numba
@@ -55,7 +56,9 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
     out_cnt = np.empty((n, top_k), np.int64)
     out_ctx = np.empty((n, top_k if track_context else 0), np.int64)
     if n:
-        if graph.paged:   # not in memory: sampler/paging.py, same neighbourhoods
+        paged = graph.paged if graph.choice is None else graph.choice.next_paged()
+        started = time.perf_counter()
+        if paged:   # not in memory: sampler/paging.py, same neighbourhoods
             status = paged_visits(graph, seeds, ban_ptr, ban_items, num_walks, walk_length,
                                   float(restart_prob), top_k, seed64(seed), out_item, out_cnt,
                                   out_ctx)
@@ -67,6 +70,9 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
                 seed64(seed), threads, block, out_item, out_cnt, out_ctx)
         if status == BAD_ID:
             raise graph.corrupt_error(f"walks from {n} {graph.item_type} seeds")
+        if graph.choice is not None:
+            graph.choice.record(paged, n * num_walks * walk_length,
+                                time.perf_counter() - started)
     return VisitRanking(out_item, out_cnt, out_ctx)
 
 

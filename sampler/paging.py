@@ -144,9 +144,10 @@ def walk_bytes(graph) -> int:
 
 
 def should_page(graph, mode: str, limit: int | None = None) -> bool:
-    """mode 'on' / 'off', or 'auto': page when the walk arrays are memory-mapped
-    and bigger than half the memory this process may use (the other half is
-    the processes' own: batches, model, runtime)."""
+    """mode 'on' / 'off', or 'auto': paging is a candidate when the walk arrays
+    are memory-mapped and bigger than half the memory this process may use
+    (the other half is the processes' own: batches, model, runtime); whether
+    it runs is then measured (WalkChoice)."""
     if mode in ("on", "off"):
         return mode == "on"
     mapped = all(mapping(a)[0] is not None
@@ -154,22 +155,86 @@ def should_page(graph, mode: str, limit: int | None = None) -> bool:
     return mapped and walk_bytes(graph) > (memory_limit() if limit is None else limit) // 2
 
 
-def prepare(graph, mode: str, resident_bytes: int):
-    """The graph to walk: marked paged when `should_page`, its walk arrays'
-    mappings advised random-access (no read-around on a fault) and
-    `resident_bytes` of its hot rows locked (sampler.paged_walks,
-    sampler.resident_bytes)."""
+class WalkChoice:
+    """Which kernel runs the next walks of a store too big to stay cached
+    (sampler.paged_walks = 'auto'): the one with the higher steps/s measured
+    on this store by this process.  Both give the same neighbourhoods; only
+    the speed differs, and it moves with the share of the CSR the page cache
+    holds, which no rule on sizes reads (docs/scale.md: paged walks 8x plain
+    on a cold store, 0.5x plain in a cap that still caches most of it).
+
+    Calls alternate, paged first, until each kernel has PROBES measured calls
+    (its first call is not measured: it loads the compiled kernels); then the
+    faster runs, and every EXPLORE_EVERY-th call the other, so a cache that
+    fills or empties turns the choice.  A rate is steps / seconds over a
+    kernel's last WINDOW measured calls."""
+
+    PROBES = 3
+    EXPLORE_EVERY = 16
+    WINDOW = 8
+
+    def __init__(self) -> None:
+        from collections import deque
+        self._runs = {kernel: deque(maxlen=self.WINDOW) for kernel in (True, False)}
+        self._calls = 0
+        self._warm = {True: False, False: False}
+        self.calls_run = {True: 0, False: 0}      # calls each kernel ran (paged: True)
+        self._best: bool | None = None
+
+    def rate(self, paged: bool) -> float:
+        """Steps/s of a kernel over its last WINDOW calls (0 before its first)."""
+        runs = self._runs[paged]
+        seconds = sum(s for _, s in runs)
+        return sum(n for n, _ in runs) / seconds if seconds > 0 else 0.0
+
+    @property
+    def best(self) -> bool | None:
+        """True: paged is ahead; None while probing."""
+        return self._best
+
+    def next_paged(self) -> bool:
+        self._calls += 1
+        if self._best is None:      # probing: paged, plain, paged, ...
+            return self._calls % 2 == 1
+        if self._calls % self.EXPLORE_EVERY == 0:
+            return not self._best
+        return self._best
+
+    def record(self, paged: bool, steps: int, seconds: float) -> None:
+        self.calls_run[paged] += 1
+        if not self._warm[paged]:
+            self._warm[paged] = True
+            return
+        self._runs[paged].append((int(steps), max(float(seconds), 1e-9)))
+        if min(len(r) for r in self._runs.values()) < self.PROBES:
+            return
+        best = self.rate(True) > self.rate(False)
+        if best != self._best:
+            import logging
+            logging.getLogger(__name__).info(
+                "walks: paged %.0f steps/s, plain %.0f steps/s measured; running %s",
+                self.rate(True), self.rate(False), "paged" if best else "plain")
+        self._best = best
+
+
+def prepare(graph, mode: str, resident_bytes: int, limit: int | None = None):
+    """The graph to walk: marked paged when `should_page` (with a WalkChoice
+    under 'auto'), its walk arrays' mappings advised random-access (no
+    read-around on a fault) and `resident_bytes` of its hot rows locked
+    (sampler.paged_walks, sampler.resident_bytes)."""
     import dataclasses
     import logging
-    if not should_page(graph, mode):
+    if not should_page(graph, mode, limit):
         return graph
     for array in (graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item):
         advise_random(array)   # a fault reads its page, not megabytes around it
     locked = resident_rows(graph, resident_bytes)
     logging.getLogger(__name__).info(
-        "paged walks: %.0f MiB of walk arrays, memory limit %.0f MiB, %.0f MiB locked "
-        "resident", walk_bytes(graph) / 2**20, memory_limit() / 2**20, locked / 2**20)
-    return dataclasses.replace(graph, paged=True)
+        "paged walks%s: %.0f MiB of walk arrays, memory limit %.0f MiB, %.0f MiB locked "
+        "resident", " (auto: measured against plain)" if mode == "auto" else "",
+        walk_bytes(graph) / 2**20, memory_limit() / 2**20, locked / 2**20)
+    return dataclasses.replace(graph, paged=True,
+                               choice=WalkChoice() if mode == "auto" else None)
 
 
 def resident_rows(graph, budget_bytes: int) -> int:

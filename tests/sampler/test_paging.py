@@ -59,6 +59,46 @@ def test_auto_pages_only_mapped_graphs_bigger_than_half_the_memory(tmp_path):
     assert paging.memory_limit() > 0
 
 
+def run(choice, seconds_per_step):
+    """One call as ranked_visits makes it: ask, then record 1000 steps."""
+    paged = choice.next_paged()
+    choice.record(paged, 1000, 1000 * seconds_per_step[paged])
+    return paged
+
+
+def test_walk_choice_probes_both_then_runs_the_faster_and_keeps_checking():
+    choice = paging.WalkChoice()
+    slow_paged = {True: 2e-5, False: 1e-5}        # plain twice as fast
+    probes = [run(choice, slow_paged) for _ in range(2 * (choice.PROBES + 1))]
+    assert probes == [True, False] * (choice.PROBES + 1)   # each kernel's first call unmeasured
+    assert choice.best is False
+    assert choice.rate(False) == pytest.approx(2 * choice.rate(True))
+    after = [run(choice, slow_paged) for _ in range(4 * choice.EXPLORE_EVERY)]
+    assert 1 <= after.count(True) <= 5            # one call in EXPLORE_EVERY tries paged
+    # the cache empties: paged becomes 4x faster; the explored calls see it and turn the choice
+    cold = {True: 5e-6, False: 2e-5}
+    turned = [run(choice, cold) for _ in range(choice.WINDOW * choice.EXPLORE_EVERY)]
+    assert choice.best is True and turned[-choice.EXPLORE_EVERY + 1:].count(True) >= \
+        choice.EXPLORE_EVERY - 2
+
+
+def test_auto_measures_both_kernels_and_gives_the_same_neighbourhoods(tmp_path):
+    graph = memmapped_graph(tmp_path)
+    auto = paging.prepare(graph, "auto", 0, limit=paging.walk_bytes(graph))
+    assert auto.paged and isinstance(auto.choice, paging.WalkChoice)
+    assert paging.prepare(graph, "on", 0).choice is None
+    assert paging.prepare(graph, "auto", 0, limit=4 * paging.walk_bytes(graph)) is graph
+    seeds = np.random.default_rng(2).integers(0, graph.num_items, 300)
+    args = dict(num_walks=6, walk_length=5, restart_prob=0.2, top_k=8)
+    for call in range(2 * (auto.choice.PROBES + 1) + 3):
+        a = pinsage_neighbourhoods(graph, seeds, seed=call, **args)
+        b = pinsage_neighbourhoods(auto, seeds, seed=call, **args)
+        np.testing.assert_array_equal(a.neighbors, b.neighbors)
+        np.testing.assert_array_equal(a.weights, b.weights)
+    assert auto.choice.rate(True) > 0 and auto.choice.rate(False) > 0
+    assert auto.choice.best is not None
+
+
 def test_resident_rows_locks_the_offsets_then_the_busiest_contexts(tmp_path):
     graph = memmapped_graph(tmp_path)
     assert paging.resident_rows(graph, 0) == 0
