@@ -98,6 +98,12 @@ class TrainerConfig:
                                    "neighbour: 'mask' (z_t * z_c), 'translation' (z_t + z_c) "
                                    "or 'concat' (ablations).",
                                    check=one_of("mask", "translation", "concat"))
+    context_start: str = setting("identity", "MultiSage: 'identity' starts every context's "
+                                 "mask at 1 (its encoder's last layer at zero) and the "
+                                 "attention at the importance weights, so the layer starts "
+                                 "as importance pooling and learns what the contexts change; "
+                                 "'random' starts both from random weights.",
+                                 check=one_of("identity", "random"))
     lr_decay: LrDecay = setting(LrDecay.COSINE, "Learning-rate decay after warm-up: 'cosine' "
                                 "(to min_lr_ratio * lr at the last step), 'linear' or 'none'.")
     min_lr_ratio: float = setting(0.1, "Final learning rate as a fraction of lr.",

@@ -48,6 +48,7 @@ class ModelSpec:
     context_dims: dict[str, int] = field(default_factory=dict)
     attention_heads: int = 4
     context_combine: str = "mask"
+    context_start: str = "random"  # exports before it existed started from random masks
     convolution: str = "residual"
     candidate_prior: bool = False  # exported vectors are [z ‖ β] (gpu_consumer/prior.py)
     prior_source: str = "learned"  # β: 'learned' from h, or 'degree' (a fixed table)
@@ -86,7 +87,8 @@ def spec_from(trainer_cfg, store, sampler_cfg) -> ModelSpec:
         num_layers=sampler_cfg.num_layers, id_embedding_buckets=buckets,
         pooling=str(trainer_cfg.pooling), dense_layers=trainer_cfg.dense_layers, item_type=item,
         context_dims=context_dims, attention_heads=trainer_cfg.attention_heads,
-        context_combine=trainer_cfg.context_combine, convolution=str(trainer_cfg.convolution),
+        context_combine=trainer_cfg.context_combine, context_start=trainer_cfg.context_start,
+        convolution=str(trainer_cfg.convolution),
         candidate_prior=bool(trainer_cfg.candidate_prior),
         prior_source=str(trainer_cfg.prior_source),
         prior_scale=degree_scale(trainer_cfg.temperature, sampler_cfg.negative_distribution),
@@ -105,7 +107,8 @@ def build_from_spec(spec: ModelSpec) -> nn.Module:
     elif spec.model == "multisage":
         model = MultiSage(**common, context_dims=dict(spec.context_dims),
                           attention_heads=spec.attention_heads,
-                          context_combine=spec.context_combine, convolution=spec.convolution)
+                          context_combine=spec.context_combine,
+                          context_start=spec.context_start, convolution=spec.convolution)
     else:
         raise ModelError(f"trainer.model: unknown model {spec.model!r}; "
                          f"expected {' or '.join(map(repr, ModelKind.values()))}")

@@ -38,18 +38,27 @@ _NEG = -1e9  # logit of padding; finite so a neighbour-less row gives no NaN
 
 
 class ContextEncoder(nn.Module):
-    """Context node -> non-negative mask/translation vector."""
+    """Context node -> non-negative mask/translation vector,
+    ReLU(offset + dense(ReLU(encoder(c)))).  offset 1 with `dense` zero at the
+    start: every mask starts at 1 (no dimension switched off) and keeps a
+    gradient, where random weights would start each context with a random
+    half of the dimensions off."""
 
-    def __init__(self, feature_dim: int, hidden_dim: int, buckets: int, name: str):
+    def __init__(self, feature_dim: int, hidden_dim: int, buckets: int, name: str,
+                 offset: float = 0.0):
         super().__init__()
         # A featureless context type (users, boards without text) still needs
         # distinct masks per node: give it a hashed id table of its own.
         buckets = buckets or (0 if feature_dim > 0 else _DEFAULT_CONTEXT_BUCKETS)
         self.encoder = InputEncoder(feature_dim, hidden_dim, buckets, what=name)
         self.dense = nn.Linear(hidden_dim, hidden_dim)
+        self.offset = float(offset)
+        if self.offset:
+            nn.init.zeros_(self.dense.weight)
+            nn.init.zeros_(self.dense.bias)
 
     def forward(self, features: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.dense(F.relu(self.encoder(features, ids))))
+        return F.relu(self.offset + self.dense(F.relu(self.encoder(features, ids))))
 
 
 class MultiSageConv(nn.Module):
@@ -60,7 +69,7 @@ class MultiSageConv(nn.Module):
     starts as attention-weighted propagation of the (masked) input vectors."""
 
     def __init__(self, dim: int, heads: int, combine: str, pooling: str,
-                 form: str = Convolution.RESIDUAL):
+                 form: str = Convolution.RESIDUAL, start: str = "random"):
         super().__init__()
         if dim % heads:
             raise ModelError(f"trainer.attention_heads: {heads} does not divide "
@@ -82,6 +91,8 @@ class MultiSageConv(nn.Module):
         if self.residual:
             nn.init.eye_(self.W.weight)
         self.a = nn.Parameter(torch.randn(heads, 3, dim // heads) * (dim // heads) ** -0.5)
+        if start == "identity":    # equal logits: α starts as the importance weights
+            nn.init.zeros_(self.a)
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         return h + self.target(h) if self.residual else self.target(h)
@@ -157,7 +168,8 @@ class MultiSage(nn.Module):
     def __init__(self, *, feature_dim: int, hidden_dim: int, embedding_dim: int,
                  num_layers: int, context_dims: dict[str, int], id_embedding_buckets: int = 0,
                  pooling: str = "importance", dense_layers: int = 2, attention_heads: int = 4,
-                 context_combine: str = "mask", item_type: str = "item",
+                 context_combine: str = "mask", context_start: str = "identity",
+                 item_type: str = "item",
                  candidate_prior: bool = False, prior_items: int = 0,
                  convolution: str = Convolution.RESIDUAL):
         super().__init__()
@@ -168,11 +180,17 @@ class MultiSage(nn.Module):
         self.hidden_dim = int(hidden_dim)
         self.context_types = list(context_dims)
         self.encoder = InputEncoder(feature_dim, hidden_dim, id_embedding_buckets, what=item_type)
+        if context_start not in ("identity", "random"):
+            raise ModelError(f"trainer.context_start: unknown start {context_start!r}; "
+                             "expected 'identity' or 'random'")
+        # 'identity': a mask of ones (combine 'mask'; the other combines keep
+        # their random start) and attention at the importance weights.
+        offset = 1.0 if context_start == "identity" and context_combine == "mask" else 0.0
         self.context_encoders = nn.ModuleList(
-            ContextEncoder(dim, hidden_dim, id_embedding_buckets, name)
+            ContextEncoder(dim, hidden_dim, id_embedding_buckets, name, offset)
             for name, dim in context_dims.items())
         self.convs = nn.ModuleList(MultiSageConv(hidden_dim, attention_heads, context_combine,
-                                                 pooling, convolution)
+                                                 pooling, convolution, context_start)
                                    for _ in range(num_layers))
         self.head = DenseHead(hidden_dim, hidden_dim, embedding_dim, dense_layers,
                               residual=str(convolution) == Convolution.RESIDUAL,

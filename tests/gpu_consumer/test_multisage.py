@@ -22,14 +22,15 @@ def ms_batch(seed=0):
 @pytest.mark.parametrize("form", ["paper", "residual"])
 @pytest.mark.parametrize("combine", ["mask", "translation", "concat"])
 def test_shapes_unit_norm_and_gradients(combine, form):
-    """The residual form's zero-initialised layers pass no gradient to the
-    layer before them until they have moved once: after one step, all learn."""
+    """Zero-initialised layers (the residual form's, the identity start's last
+    context layer) pass no gradient to the layer before them until they have
+    moved once: after one step, all learn."""
     batch = ms_batch(1)
     m = model(context_combine=combine, convolution=form)
     out = m(batch)
     assert out.shape == (len(batch.node_sets[-1]), 8)
     assert torch.allclose(out.norm(dim=1), torch.ones(len(out)), atol=1e-5)
-    if form == "residual":
+    if form == "residual" or combine == "mask":
         opt = torch.optim.Adam(m.parameters(), lr=1e-2)
         hinge_loss(m, batch).backward()
         opt.step()
@@ -126,6 +127,29 @@ def test_block_form_equals_the_gathered_form(context):
     torch.testing.assert_close(block, gathered, rtol=1e-4, atol=1e-5)
 
 
+def test_identity_start_is_importance_pooling_of_unmasked_neighbours_and_then_learns():
+    torch.manual_seed(0)
+    m = model()
+    enc = m.context_encoders[0]
+    assert torch.equal(enc(torch.randn(6, 3), torch.arange(6)), torch.ones(6, 16))
+    conv = m.convs[0]
+    h_self, h_nbrs = torch.randn(3, 16), torch.randn(3, 5, 16)
+    w = torch.softmax(torch.randn(3, 5), dim=1)
+    out = conv(h_self, h_nbrs, w, torch.ones(3, 5, 16))
+    torch.testing.assert_close(out, h_self + torch.einsum("nk,nkd->nd", w, h_nbrs))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    batch = ms_batch(1)
+    for _ in range(2):
+        opt.zero_grad()
+        hinge_loss(m, batch).backward()
+        opt.step()
+    masks = enc(torch.randn(6, 3), torch.arange(6))
+    assert not torch.equal(masks, torch.ones(6, 16)) and (masks >= 0).all()
+    assert conv.a.abs().sum() > 0
+    with pytest.raises(ModelError, match="context_start"):
+        model(context_start="zeros")
+
+
 def test_context_encoder_masks_have_exact_zeros():
     torch.manual_seed(0)
     enc = ContextEncoder(3, 16, 0, "board")
@@ -150,7 +174,7 @@ def test_masked_dimension_of_the_context_does_not_reach_the_attention_values():
 
 def test_contextual_embeddings_depend_on_the_context():
     batch = ms_batch(2)
-    m = model().eval()
+    m = model(context_start="random").eval()     # identity: every context the same at start
     ctx = m.context_vectors(0, torch.randn(2, 3), torch.tensor([3, 4]))
     a, b = m(batch, context=ctx[0]), m(batch, context=ctx[1])
     assert a.shape == b.shape == m(batch).shape
@@ -178,7 +202,7 @@ def test_needs_context_types_and_context_batches():
 
 def test_embed_in_context_by_type_name_and_node_id():
     batch = ms_batch(4)
-    m = model().eval()
+    m = model(context_start="random").eval()
     with torch.no_grad():
         a = m.embed_in_context(batch, "board", 3, torch.randn(3))
         b = m.embed_in_context(batch, "user", 7)
