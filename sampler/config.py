@@ -86,6 +86,10 @@ class SamplerConfig:
                                          check=in_range(0.0, 0.5))
     multisage_num_neighbors: int = setting(20, "Neighbours kept per node for MultiSage "
                                            "(its Algorithm 2: s = 20).", check=positive)
+    multisage_num_walks: int = setting(0, "Walks from each node for MultiSage's "
+                                       "neighbourhoods; 0: num_walks.", check=non_negative)
+    multisage_walk_length: int = setting(0, "Item->context->item steps of each of MultiSage's "
+                                         "walks; 0: walk_length.", check=non_negative)
     multisage_restart_prob: float = setting(0.1, "Restart probability of MultiSage's walks "
                                             "(its Algorithm 2: 0.1).", check=probability)
     seed: int = setting(0, "Base seed; every ticket derives its own seed from it.",

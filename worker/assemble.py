@@ -155,7 +155,8 @@ class BatchBuilder:
         if self.model == ModelKind.MULTISAGE:
             def sample(nodes, ptr, items):
                 return multisage_neighbourhoods(
-                    self.graph, nodes, num_walks=c.num_walks, walk_length=c.walk_length,
+                    self.graph, nodes, num_walks=c.multisage_num_walks or c.num_walks,
+                    walk_length=c.multisage_walk_length or c.walk_length,
                     restart_prob=c.multisage_restart_prob, top_k=c.multisage_num_neighbors,
                     seed=seed, exclude_csr=(ptr, items))
         else:

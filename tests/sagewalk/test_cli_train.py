@@ -25,12 +25,14 @@ def test_rules_follow_the_store_and_the_budget():
     assert t.id_embedding_buckets == 3883 and s.batch_size == 256
     assert (s.walk_length, s.num_walks, s.restart_prob) == (1, 50, 0.0)   # one-step walks
     assert s.num_neighbors == s.multisage_num_neighbors == 10
+    assert (s.multisage_walk_length, s.multisage_num_walks) == (2, 10)
     assert t.warmup_fraction == 0.1 and t.hard_negative_schedule == (0, 1, 2)
     assert t.candidate_prior is True and t.prior_source == "degree" and s.pairs_per_item == 10
     sparse, _ = autoplan.fill_unset(load(None), set(), stats(items=10**6, item_degree=2.0,
                                                              context_degree=3.0), 30.0)
     assert sparse.sampler.walk_length == 5 and sparse.sampler.num_neighbors == 3
     assert sparse.sampler.multisage_num_neighbors == 3
+    assert sparse.sampler.multisage_walk_length == 5     # as long as PinSage's where longer
     assert (sparse.sampler.num_walks, sparse.sampler.restart_prob) == (10, 0.5)
     assert sparse.trainer.embedding_dim == 128 and sparse.trainer.lr == pytest.approx(0.005)
     assert sparse.sampler.batch_size == 512 and sparse.trainer.validate_every == 0

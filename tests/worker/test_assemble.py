@@ -154,6 +154,22 @@ def test_multisage_batches_carry_contexts(store):
     assert _equal(mb, BatchBuilder(store, _cfg(), model="multisage").build(Ticket(0, 1, 11, 1)))
 
 
+def test_multisage_walks_take_their_own_length_and_count_and_zero_means_pinsages(store):
+    from sampler.neighbourhoods import multisage_neighbourhoods
+    seeds = np.arange(40)
+    own = BatchBuilder(store, _cfg("sampler.multisage_walk_length=2",
+                                   "sampler.multisage_num_walks=5"), model="multisage")
+    inherit = BatchBuilder(store, _cfg(), model="multisage")
+    for builder, walks, length in ((own, 5, 2), (inherit, 8, 10)):
+        expected = multisage_neighbourhoods(builder.graph, seeds, num_walks=walks,
+                                            walk_length=length, restart_prob=0.1, top_k=20,
+                                            seed=5, exclude=[[] for _ in seeds])
+        got = builder._sampler(5)(seeds, np.zeros(41, np.int64), np.empty(0, np.int64))
+        np.testing.assert_array_equal(got.neighbors, expected.neighbors)
+        np.testing.assert_array_equal(got.context, expected.context)
+    assert own.digest != inherit.digest
+
+
 def test_digest_names_store_config_and_model(store, builder):
     assert builder.digest == BatchBuilder(store, _cfg()).digest
     assert builder.digest != BatchBuilder(store, _cfg("sampler.num_walks=9")).digest
