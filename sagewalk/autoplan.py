@@ -114,17 +114,17 @@ RULES: tuple[Rule, ...] = (
          "capped at 2, as the demo: 'as many epochs as fit' must not grow them without bound"),
     Rule("sampler.batch_size", lambda s, b, c: min(512, max(64, _pow2(s.items / 16))),
          "items/16 as a power of two within [64, 512]"),
-    Rule("sampler.walk_length", lambda s, b, c: 1 if s.reach >= 100 else 5,
-         "one step (item -> context -> item) when it reaches >= 100 items: level with 2-step "
-         "walks on the held-out-edge graphs with the id table (at 10 minutes below them on "
-         "synth-50k, above at 5), 0.188 -> 0.310 beyond neighbours with features only, a third "
-         "more steps (docs/quality.md, sessions 10-11); 5 steps on sparser graphs"),
+    Rule("sampler.walk_length", lambda s, b, c: 2 if s.reach >= 100 else 5,
+         "2 steps when one step reaches >= 100 items, else 5: with features only 2-step walks "
+         "beat one-step ones, 0.173 -> 0.281 beyond neighbours on synth-10k-feat, and with the "
+         "id table the two are level on all four held-out-edge graphs (docs/quality.md, "
+         "sessions 11-12)"),
     Rule("sampler.num_walks", lambda s, b, c: 50 if c.sampler.walk_length == 1 else 10,
-         "50 one-step walks, so the neighbours kept are ranked by visit counts, not each "
-         "drawn once; 10 (PinSage's) for longer walks"),
+         "10 (PinSage's); 50 for one-step walks, so the neighbours kept are ranked by visit "
+         "counts, not each drawn once"),
     Rule("sampler.restart_prob", lambda s, b, c: 0.0 if c.sampler.walk_length == 1 else 0.5,
-         "none for one-step walks (a restart would only end them early), else 0.5 as the "
-         "demo's short walks"),
+         "0.5 as the demo's short walks; none for one-step walks (a restart would only end "
+         "them early)"),
     Rule("sampler.num_neighbors", lambda s, b, c: int(min(10, max(3, s.reach // 2))),
          "10 (the demo's) unless one step reaches fewer than 20 items"),
     Rule("sampler.multisage_num_neighbors", lambda s, b, c: c.sampler.num_neighbors,

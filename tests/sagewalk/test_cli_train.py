@@ -23,7 +23,10 @@ def test_rules_follow_the_store_and_the_budget():
     t, s = config.trainer, config.sampler
     assert (t.loss, t.temperature, t.embedding_dim, t.hidden_dim) == ("softmax", 0.3, 64, 64)
     assert t.id_embedding_buckets == 3883 and s.batch_size == 256
-    assert (s.walk_length, s.num_walks, s.restart_prob) == (1, 50, 0.0)   # one-step walks
+    assert (s.walk_length, s.num_walks, s.restart_prob) == (2, 10, 0.5)
+    one_step, _ = autoplan.fill_unset(load(None, ["sampler.walk_length=1"]),
+                                      {"sampler.walk_length"}, stats(), 600.0)
+    assert (one_step.sampler.num_walks, one_step.sampler.restart_prob) == (50, 0.0)
     assert s.num_neighbors == s.multisage_num_neighbors == 10
     assert (s.multisage_walk_length, s.multisage_num_walks) == (2, 10)
     assert t.warmup_fraction == 0.1 and t.hard_negative_schedule == (0, 1, 2)
