@@ -30,19 +30,21 @@ def mapping(array: np.ndarray):
     return mm, base
 
 
-def advise_random(array: np.ndarray) -> bool:
+def advise_random(array: np.ndarray, random: bool = True) -> bool:
     """Mark the mapping behind a memory-mapped array for random access
     (MADV_RANDOM): a page fault then reads its own page only.  Linux otherwise
     reads around a faulting page, up to the device's read_ahead_kb (8 MiB on
     this VM's disk), which for random walks on a store bigger than its cache
     share fills the cache with pages no walk asked for and evicts ones it will
     (measured: 300 random faults on a cold 1 GiB file made 827 MB resident,
-    3 ms a fault; with the advice one page each, 0.28 ms).  False for an
-    array that is not memory-mapped."""
+    3 ms a fault; with the advice one page each, 0.28 ms).  random=False
+    restores the default read-around (MADV_NORMAL), which fills the cache
+    faster where the store fits it.  False for an array that is not
+    memory-mapped."""
     mm, _ = mapping(array)
     if mm is None:
         return False
-    mm.madvise(mmap.MADV_RANDOM)
+    mm.madvise(mmap.MADV_RANDOM if random else mmap.MADV_NORMAL)
     return True
 
 

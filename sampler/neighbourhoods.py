@@ -56,7 +56,7 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
     out_cnt = np.empty((n, top_k), np.int64)
     out_ctx = np.empty((n, top_k if track_context else 0), np.int64)
     if n:
-        paged = graph.paged if graph.choice is None else graph.choice.next_paged()
+        paged = graph.paged if graph.choice is None else graph.choice.next_paged(graph)
         started = time.perf_counter()
         if paged:   # not in memory: sampler/paging.py, same neighbourhoods
             status = paged_visits(graph, seeds, ban_ptr, ban_items, num_walks, walk_length,

@@ -160,14 +160,17 @@ class WalkChoice:
     (sampler.paged_walks = 'auto'): the one with the higher steps/s measured
     on this store by this process.  Both give the same neighbourhoods; only
     the speed differs, and it moves with the share of the CSR the page cache
-    holds, which no rule on sizes reads (docs/scale.md: paged walks 8x plain
-    on a cold store, 0.5x plain in a cap that still caches most of it).
+    holds, which no rule on sizes reads (paged walks 20-40x plain on a cold
+    CSR in a cap smaller than it, 0.2-0.5x plain in caps that cache most of
+    it: benchmarks/RESULTS.md, *scale*).
 
     Calls alternate, paged first, until each kernel has PROBES measured calls
     (its first call is not measured: it loads the compiled kernels); then the
-    faster runs, and every EXPLORE_EVERY-th call the other, so a cache that
-    fills or empties turns the choice.  A rate is steps / seconds over a
-    kernel's last WINDOW measured calls."""
+    faster runs, and once in EXPLORE_EVERY x (how many times faster it is)
+    calls the other, so a cache that fills or empties turns the choice while
+    the slower kernel's calls take about 1/EXPLORE_EVERY of the time however
+    slow it is.  A rate is steps / seconds over a kernel's last WINDOW
+    measured calls."""
 
     PROBES = 3
     EXPLORE_EVERY = 16
@@ -177,6 +180,8 @@ class WalkChoice:
         from collections import deque
         self._runs = {kernel: deque(maxlen=self.WINDOW) for kernel in (True, False)}
         self._calls = 0
+        self._since_other = 0
+        self._advised = True           # prepare() leaves the arrays random-access
         self._warm = {True: False, False: False}
         self.calls_run = {True: 0, False: 0}      # calls each kernel ran (paged: True)
         self._best: bool | None = None
@@ -192,11 +197,25 @@ class WalkChoice:
         """True: paged is ahead; None while probing."""
         return self._best
 
-    def next_paged(self) -> bool:
+    def next_paged(self, graph=None) -> bool:
+        """The kernel for the next call; with `graph`, its walk arrays advised
+        for that kernel (paged: random access; plain: the default read-around,
+        which plain faulting fills the cache with when the store fits)."""
+        paged = self._next()
+        if graph is not None and paged != self._advised:
+            for array in (graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item):
+                advise_random(array, paged)
+            self._advised = paged
+        return paged
+
+    def _next(self) -> bool:
         self._calls += 1
         if self._best is None:      # probing: paged, plain, paged, ...
             return self._calls % 2 == 1
-        if self._calls % self.EXPLORE_EVERY == 0:
+        self._since_other += 1
+        gap = self.rate(self._best) / max(self.rate(not self._best), 1e-9)
+        if self._since_other >= self.EXPLORE_EVERY * max(1.0, gap):
+            self._since_other = 0
             return not self._best
         return self._best
 
