@@ -182,7 +182,6 @@ class WalkChoice:
         self._calls = 0
         self._since_other = 0
         self._advised = True           # prepare() leaves the arrays random-access
-        self._warm = {True: False, False: False}
         self.calls_run = {True: 0, False: 0}      # calls each kernel ran (paged: True)
         self._best: bool | None = None
 
@@ -221,8 +220,7 @@ class WalkChoice:
 
     def record(self, paged: bool, steps: int, seconds: float) -> None:
         self.calls_run[paged] += 1
-        if not self._warm[paged]:
-            self._warm[paged] = True
+        if self.calls_run[paged] == 1:      # loaded the compiled kernels: not measured
             return
         self._runs[paged].append((int(steps), max(float(seconds), 1e-9)))
         if min(len(r) for r in self._runs.values()) < self.PROBES:
