@@ -33,6 +33,11 @@ def memmapped_graph(tmp_path, items=500, ctxs=300, edges=4000, seed=0):
     return WalkGraph.from_slots("item", items, [slot], [1.0])
 
 
+def walk_files(graph):
+    return sorted({str(Path(a.filename)) for a in (graph.item_ptr, graph.item_ctx,
+                                                   graph.ctx_ptr, graph.ctx_item)})
+
+
 @pytest.mark.parametrize("walks", [pinsage_neighbourhoods, multisage_neighbourhoods])
 def test_paged_walks_give_the_in_memory_neighbourhoods(tmp_path, monkeypatch, walks):
     graph = memmapped_graph(tmp_path)
@@ -105,8 +110,7 @@ def test_auto_advises_the_arrays_for_the_kernel_it_runs(tmp_path, vm_flags):
     # paged: random access; plain: Linux's read-around, which fills the cache
     # of a store that fits it (docs/sampler.md)
     graph = memmapped_graph(tmp_path)
-    files = sorted({str(Path(a.filename)) for a in (graph.item_ptr, graph.item_ctx,
-                                                    graph.ctx_ptr, graph.ctx_item)})
+    files = walk_files(graph)
     auto = paging.prepare(graph, "auto", 0, limit=paging.walk_bytes(graph))
     assert all("rr" in vm_flags(f) for f in files)
     assert auto.choice.next_paged(auto) is True and all("rr" in vm_flags(f) for f in files)
@@ -128,8 +132,7 @@ def test_prepare_marks_the_walk_arrays_random_access_only_when_paging(tmp_path, 
     # without MADV_RANDOM a fault reads up to read_ahead_kb around its page,
     # which evicts the cache a capped store depends on (graphstore/pages.py)
     graph = memmapped_graph(tmp_path)
-    files = sorted({str(Path(a.filename)) for a in (graph.item_ptr, graph.item_ctx,
-                                                    graph.ctx_ptr, graph.ctx_item)})
+    files = walk_files(graph)
     paging.prepare(graph, "off", 0)
     assert not any("rr" in vm_flags(f) for f in files)
     paging.prepare(graph, "on", 0)
