@@ -133,14 +133,18 @@ def _degree_prior(spec: ModelSpec) -> bool:
     return bool(spec.candidate_prior) and spec.prior_source == PriorSource.DEGREE
 
 
-def export_model(run_dir: str | os.PathLike, model: nn.Module, extra: dict | None = None) -> Path:
+def export_model(run_dir: str | os.PathLike, model: nn.Module, extra: dict | None = None,
+                 *, neighbourhoods: dict | None = None) -> Path:
     """Write run_dir/model.pt (spec + float32 weights, tensors and plain data
-    only) through a temp file and rename, so a reader never sees half a file."""
+    only) through a temp file and rename, so a reader never sees half a file.
+    `neighbourhoods`: the sampler settings the model was trained with
+    (sampler.config.neighbourhood_settings), which serving embeds with."""
     from gpu_consumer.checkpoint import write_atomically
     state = {k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
              for k, v in model.state_dict().items()}
     payload = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "spec": asdict(model.spec),
-               "state_dict": state, "extra": extra or {}}
+               "state_dict": state, "extra": extra or {},
+               "neighbourhoods": neighbourhoods or {}}
     path = Path(run_dir) / MODEL_FILE
     write_atomically(path, lambda file: torch.save(payload, file))
     return path
@@ -149,18 +153,30 @@ def export_model(run_dir: str | os.PathLike, model: nn.Module, extra: dict | Non
 def load_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the exported model of a run from run_dir/model.pt, in eval mode,
     on `map_location` (float32 weights; use bf16 autocast for inference on CUDA)."""
+    payload = _read_export(run_dir, map_location)
+    model = build_from_spec(ModelSpec(**payload["spec"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(map_location).eval()
+
+
+def trained_neighbourhoods(run_dir: str | os.PathLike) -> dict:
+    """The sampler's neighbourhood settings the exported model was trained
+    with ({} for an export made before models carried them).  The file is
+    memory-mapped, so its weights are not read."""
+    return dict(_read_export(run_dir, "cpu", mmap=True).get("neighbourhoods") or {})
+
+
+def _read_export(run_dir, map_location, mmap: bool = False) -> dict:
     path = Path(run_dir) / MODEL_FILE
     if not path.exists():
         raise ModelError(f"{path}: no exported model; train first (`sagewalk trainer`) or "
                          "point at the run directory the trainer wrote")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises several types for a damaged zip
         raise ModelError(f"{path}: unreadable model file ({err}); re-export it") from err
     if payload.get("format") != MODEL_FORMAT or payload.get("version") != MODEL_VERSION:
         raise ModelError(f"{path}: format {payload.get('format')!r} version "
                          f"{payload.get('version')!r}, expected {MODEL_FORMAT!r} version "
                          f"{MODEL_VERSION}; re-export with this sagewalk version")
-    model = build_from_spec(ModelSpec(**payload["spec"]))
-    model.load_state_dict(payload["state_dict"])
-    return model.to(map_location).eval()
+    return payload

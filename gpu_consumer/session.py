@@ -35,7 +35,7 @@ from gpu_consumer.run_state import RunState
 from gpu_consumer.train import Trainer, resolve_device
 from gpu_consumer.validator import Validator
 from monitoring import hook
-from sampler.config import SamplerConfig
+from sampler.config import SamplerConfig, neighbourhood_settings
 
 if TYPE_CHECKING:  # annotations only: importing the builder would load numba
     from graphstore.store import Store
@@ -362,8 +362,9 @@ class TrainingSession:
         self.save_checkpoint()
         model_path = None
         if export and self.rank.is_main:
-            model_path = str(export_model(self.run_dir, self.trainer.model,
-                                          {"step": self.trainer.step}))
+            model_path = str(export_model(
+                self.run_dir, self.trainer.model, {"step": self.trainer.step},
+                neighbourhoods=neighbourhood_settings(self.config.sampler)))
             log.info("model for serving: %s (gpu_consumer.model.load_model(run_dir))",
                      model_path)
         return {"steps": self.trainer.step, "examples": self.run_state.examples,

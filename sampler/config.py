@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.schema import Choice, in_range, non_negative, one_of, positive, probability, setting
+from common.schema import (Choice, build, in_range, non_negative, one_of, positive, probability,
+                           setting, to_dict)
 
 
 class ModelKind(Choice):
@@ -94,3 +95,34 @@ class SamplerConfig:
                                             "(its Algorithm 2: 0.1).", check=probability)
     seed: int = setting(0, "Base seed; every ticket derives its own seed from it.",
                         check=non_negative)
+
+
+# The settings that decide a node's neighbourhood (BatchBuilder.neighbourhoods:
+# the walk graph, the walks, the neighbours kept, the inference seed), and so
+# what a trained model's layers pool.  A model is exported with them, and
+# serving embeds with the model's, not with whatever a config says later.
+# item_type is not among them: the model's spec carries it, and serving refuses
+# a config that names another (serving/embed.py).
+NEIGHBOURHOOD_SETTINGS = (
+    "context_weights", "num_layers", "num_walks", "walk_length", "restart_prob",
+    "num_neighbors", "multisage_num_walks", "multisage_walk_length", "multisage_restart_prob",
+    "multisage_num_neighbors", "seed")
+
+
+def neighbourhood_settings(cfg: SamplerConfig) -> dict:
+    """The NEIGHBOURHOOD_SETTINGS of `cfg` as plain data."""
+    plain = to_dict(cfg)
+    return {name: plain[name] for name in NEIGHBOURHOOD_SETTINGS}
+
+
+def with_neighbourhoods(cfg: SamplerConfig, trained: dict) -> tuple[SamplerConfig, list[str]]:
+    """`cfg` with the neighbourhood settings a model was trained with, and one
+    line per setting that differed ("sampler.walk_length = 2 (the config has
+    50)").  Settings `trained` lacks keep cfg's value."""
+    plain = to_dict(cfg)
+    changed = []
+    for name in NEIGHBOURHOOD_SETTINGS:
+        if name in trained and trained[name] != plain[name]:
+            changed.append(f"sampler.{name} = {trained[name]!r} (the config has {plain[name]!r})")
+            plain[name] = trained[name]
+    return build(SamplerConfig, plain, "sampler"), changed

@@ -14,6 +14,7 @@ rows can never mix with new ones.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ import numpy as np
 
 from common.schema import to_dict
 from gpu_consumer.prior import width
+from sampler.config import with_neighbourhoods
 from serving import layerwise
 from serving.embed_job import (EmbedError, EmbedJob, EmbedResult, neighbourhood_width,
                                 runner_for)
@@ -91,6 +93,7 @@ def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") ->
     out.mkdir(parents=True, exist_ok=True)
     store = open_store(job.store_path)
     model = load_model(job.run_dir)
+    job = as_trained(job)
     item_type, configured = model.spec.item_type, job.sampler.item_type
     if item_type not in store.node_types or item_type != configured:
         raise EmbedError(f"the model at {job.run_dir} embeds node type {item_type!r}; the "
@@ -116,6 +119,24 @@ def embed_all(job: EmbedJob, *, progress: bool = True, engine: str = "local") ->
         _run_stages(job, todo, done, out, progress, total=run)
     return EmbedResult(out, n, layout.dim, run, skipped, time.perf_counter() - start,
                        prior=layout.prior)
+
+
+def as_trained(job: EmbedJob) -> EmbedJob:
+    """`job` with the neighbourhood settings its model was trained with (the
+    model's layers pool what those walks select; `sagewalk train` picks them
+    from the store, so the config a user embeds with may not hold them)."""
+    from gpu_consumer.model import trained_neighbourhoods
+    trained = trained_neighbourhoods(job.run_dir)
+    if not trained:
+        log.warning("%s: the model does not record the neighbourhoods it was trained with "
+                    "(exported before they were); embedding with the config's [sampler] "
+                    "walks, which must be the training run's", job.run_dir)
+        return job
+    sampler, changed = with_neighbourhoods(job.sampler, trained)
+    if changed:
+        log.info("embedding with the neighbourhoods the model was trained with: %s",
+                 "; ".join(changed))
+    return dataclasses.replace(job, sampler=sampler)
 
 
 def _load_progress(out: Path, identity: dict, n: int, job: EmbedJob, model) -> dict:

@@ -75,6 +75,21 @@ def test_export_and_load_model_round_trip(store, tmp_path, kind):
         assert torch.allclose(back(batch), m(batch))
 
 
+def test_the_export_records_the_neighbourhoods_it_was_trained_with(store, tmp_path):
+    from gpu_consumer.model import trained_neighbourhoods
+    from sampler.config import neighbourhood_settings
+    c = cfg("sampler.walk_length=2", "sampler.restart_prob=0.5", "sampler.num_neighbors=7")
+    m = build_model(c.trainer, store, c.sampler)
+    export_model(tmp_path / "run", m, neighbourhoods=neighbourhood_settings(c.sampler))
+    got = trained_neighbourhoods(tmp_path / "run")
+    assert got == neighbourhood_settings(c.sampler)
+    assert (got["walk_length"], got["restart_prob"], got["num_neighbors"]) == (2, 0.5, 7)
+    export_model(tmp_path / "old", m)       # as exports made before the record
+    assert trained_neighbourhoods(tmp_path / "old") == {}
+    with pytest.raises(ModelError, match="train first"):
+        trained_neighbourhoods(tmp_path / "none")
+
+
 def test_load_model_without_export_says_what_to_do(tmp_path):
     with pytest.raises(ModelError, match="train first"):
         load_model(tmp_path)

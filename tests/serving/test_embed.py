@@ -58,6 +58,31 @@ def test_layerwise_equals_per_node_recomputation(tmp_path, model):
         assert (np.load(tmp_path / "job" / "context_type.npy") >= 0).any()
 
 
+def test_embeds_with_the_neighbourhoods_the_model_was_trained_with(tmp_path, caplog):
+    from gpu_consumer.model import load_model
+    from sampler.config import neighbourhood_settings
+    store, cfg, job = _setup(tmp_path)
+    net = load_model(job.run_dir)
+    export_model(job.run_dir, net, neighbourhoods=neighbourhood_settings(cfg.sampler))
+    trained = np.array(E.embed_all(job, progress=False).embeddings())
+    # A config whose walks differ (the defaults `sagewalk train` overrides, say):
+    # the model's own neighbourhoods are used, and the differences are said.
+    other = replace(cfg.sampler, walk_length=50, num_walks=2, restart_prob=0.3,
+                    num_neighbors=7, seed=5)
+    with caplog.at_level("INFO", logger="serving.embed"):
+        got = E.embed_all(replace(job, sampler=other, out_dir=str(tmp_path / "j2")),
+                          progress=False)
+    np.testing.assert_array_equal(np.asarray(got.embeddings()), trained)
+    assert "sampler.walk_length = 3 (the config has 50)" in caplog.text
+    # An export without the record embeds with the config's walks, and warns.
+    export_model(job.run_dir, net)
+    with caplog.at_level("WARNING", logger="serving.embed"):
+        old = E.embed_all(replace(job, sampler=other, out_dir=str(tmp_path / "j3")),
+                          progress=False)
+    assert "does not record the neighbourhoods" in caplog.text
+    assert not np.allclose(np.asarray(old.embeddings()), trained, atol=1e-3)
+
+
 def test_chunking_does_not_change_results_and_resume_skips_done(tmp_path):
     store, cfg, job = _setup(tmp_path)
     first = E.embed_all(job, progress=False)
