@@ -16,9 +16,14 @@ plus the method's settings (HOLDOUT_METHODS).
 
     python benchmarks/quality.py --holdouts /tmp/bench [--graphs a,b] [--methods m,n]
                                  [--minutes 10] [--out DIR] [--set KEY=VALUE ...]
+                                 [--seeds 0,1,2]
 
 --set applies to every method (e.g. `--set trainer.id_embedding_buckets=0`:
-features only, PinSage's own setting, on synth-10k-feat).  What the
+features only, PinSage's own setting, on synth-10k-feat).  --seeds 0,1,2
+trains each method once per seed (trainer.seed and sampler.seed: the
+initialisation, the training pairs, the walks) and adds the spread of HR@10
+across the runs beside the pair-sampling standard error, which covers the
+choice of held-out pairs and not of the training run.  What the
 hard-negative window holds on these graphs: benchmarks/hard_window.py.
 
 Without --holdouts: the PinSage ablation table on MovieLens-1M (DGL's
@@ -48,6 +53,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,12 +97,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for every method (--holdouts; repeatable)")
+    parser.add_argument("--seeds", default="0", type=seed_list,
+                        help="training seeds, comma-separated (--holdouts): each method "
+                        "runs once per seed, and more than one adds the spread across them")
     args = parser.parse_args()
     if args.holdouts:
         print(json.dumps(holdout_table(Path(args.holdouts), args.graphs.split(","),
                                        args.methods.split(","),
                                        0.5 if args.quick else args.minutes or 10.0,
-                                       Path(args.out).resolve(), tuple(args.set))))
+                                       Path(args.out).resolve(), tuple(args.set),
+                                       args.seeds)))
         return
     names = args.variants.split(",")
     minutes = args.minutes or 5.0
@@ -142,8 +153,37 @@ def run(out: Path, cache: str | None, names: list[str], minutes: float) -> dict:
     return report
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    """--seeds: distinct non-negative integers, comma-separated."""
+    try:
+        seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0, got {text!r}")
+    return seeds
+
+
+def seed_spread(runs: dict, k: int = 10) -> dict:
+    """Per protocol, HR@k over the runs of one method with different seeds:
+    the mean, the sample standard deviation across runs (the run-to-run
+    spread), the standard error of that mean, and the mean pair-sampling SE
+    of one run for comparison."""
+    out = {}
+    for mode, _ in MODES:
+        hits = np.array([r[mode][f"hr@{k}"] for r in runs.values()], np.float64)
+        pair_se = np.array([r[mode][f"hr@{k}_se"] for r in runs.values()], np.float64)
+        sd = float(hits.std(ddof=1)) if len(hits) > 1 else 0.0
+        out[mode] = {f"hr@{k}_mean": round(float(hits.mean()), 5),
+                     f"hr@{k}_run_sd": round(sd, 5),
+                     f"hr@{k}_mean_se": round(sd / np.sqrt(len(hits)), 5),
+                     f"hr@{k}_pair_se": round(float(pair_se.mean()), 5)}
+    return out
+
+
 def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: float,
-                  out: Path, common: tuple[str, ...] = ()) -> dict:
+                  out: Path, common: tuple[str, ...] = (), seeds: tuple[int, ...] = (0,)
+                  ) -> dict:
     from benchmarks.holdout_ab import baselines_for
     from serving import holdout as ho
     unknown = [m for m in methods if m not in HOLDOUT_METHODS]
@@ -159,12 +199,28 @@ def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: fl
         entry = {"methods": {}, "baselines": {
             mode: baselines_for(held, exclude) for mode, exclude in MODES}}
         for method in methods:
-            entry["methods"][method] = _train_and_score(held, method, minutes,
-                                                        out / graph / method, common)
-            print(f"{graph} {method}: {json.dumps(entry['methods'][method])}",
-                  file=sys.stderr, flush=True)
+            entry["methods"][method] = _seeded_runs(held, method, minutes,
+                                                    out / graph / method, common, seeds)
         report["graphs"][graph] = entry
     return report
+
+
+def _seeded_runs(held, method: str, minutes: float, out: Path, common: tuple[str, ...],
+                 seeds: tuple[int, ...]) -> dict:
+    """One run (seed 0: what `sagewalk train` picks, nothing added), or one
+    per seed with the spread across them."""
+    if seeds == (0,):
+        result = _train_and_score(held, method, minutes, out, common)
+        print(f"{out.parent.name} {method}: {json.dumps(result)}", file=sys.stderr, flush=True)
+        return result
+    runs = {}
+    for seed in seeds:
+        runs[str(seed)] = _train_and_score(held, method, minutes, out / f"seed-{seed}",
+                                           (*common, f"trainer.seed={seed}",
+                                            f"sampler.seed={seed}"))
+        print(f"{out.parent.name} {method} seed {seed}: {json.dumps(runs[str(seed)])}",
+              file=sys.stderr, flush=True)
+    return {"seeds": runs, "spread": seed_spread(runs)}
 
 
 def _train_and_score(held, method: str, minutes: float, out: Path,
