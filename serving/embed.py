@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import ConfigError
 from common.schema import to_dict
 from gpu_consumer.prior import width
 from sampler.config import with_neighbourhoods
@@ -132,7 +133,11 @@ def as_trained(job: EmbedJob) -> EmbedJob:
                     "(exported before they were); embedding with the config's [sampler] "
                     "walks, which must be the training run's", job.run_dir)
         return job
-    sampler, changed = with_neighbourhoods(job.sampler, trained)
+    try:
+        sampler, changed = with_neighbourhoods(job.sampler, trained)
+    except ConfigError as err:
+        raise EmbedError(f"{job.run_dir}: the neighbourhoods model.pt records are not valid "
+                         f"sampler settings ({err}); export the model again") from err
     if changed:
         log.info("embedding with the neighbourhoods the model was trained with: %s",
                  "; ".join(changed))

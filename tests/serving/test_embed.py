@@ -81,6 +81,11 @@ def test_embeds_with_the_neighbourhoods_the_model_was_trained_with(tmp_path, cap
                           progress=False)
     assert "does not record the neighbourhoods" in caplog.text
     assert not np.allclose(np.asarray(old.embeddings()), trained, atol=1e-3)
+    # A damaged record is an error naming the run, not a config error out of nowhere.
+    export_model(job.run_dir, net, neighbourhoods={**neighbourhood_settings(cfg.sampler),
+                                                   "num_walks": 0})
+    with pytest.raises(E.EmbedError, match="model.pt records are not valid"):
+        E.embed_all(replace(job, out_dir=str(tmp_path / "j4")), progress=False)
 
 
 def test_chunking_does_not_change_results_and_resume_skips_done(tmp_path):
