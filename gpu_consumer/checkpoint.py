@@ -8,7 +8,8 @@ fsynced, renamed into place and the directory fsynced, so a crash or a full
 disk mid-write leaves the previous checkpoint as the newest intact one.
 
     save(run_dir, state) -> Path          # keeps the newest `keep`
-    load_latest(run_dir) -> dict | None   # newest intact one, with a warning per damaged one;
+    load_latest(run_dir) -> dict | None   # newest intact one (read in a stream: memory holds
+                                          # the state once), with a warning per damaged one;
                                           # NoIntactCheckpoint when every one is damaged
     set_aside(run_dir) -> Path | None     # start over: move every checkpoint aside, delete none
 """
@@ -149,14 +150,34 @@ def encode(state: dict) -> bytes:
 
 
 def decode(data: bytes, where: str = "<bytes>") -> dict:
-    if not data.startswith(MAGIC):
+    return _verified_load(io.BytesIO(data), where)
+
+
+def read(path: str | os.PathLike) -> dict:
+    """One checkpoint file, verified and loaded without holding its bytes: the
+    digest is checked over the file in 1 MiB reads, then torch.load reads the
+    payload from the same open file, so resuming a run whose id table and
+    Adam moments are gigabytes needs the state once, not the file and the
+    state."""
+    with open(path, "rb") as file:
+        return _verified_load(file, str(path))
+
+
+def _verified_load(file: BinaryIO, where: str) -> dict:
+    head = file.read(len(MAGIC) + 65)
+    if not head.startswith(MAGIC):
         raise CorruptCheckpoint(f"{where}: not a sagewalk checkpoint (bad magic)")
-    digest, payload = data[len(MAGIC):len(MAGIC) + 64], data[len(MAGIC) + 65:]
-    if hashlib.sha256(payload).hexdigest().encode() != digest:
+    digest, start = head[len(MAGIC):len(MAGIC) + 64], file.tell()
+    sha, size = hashlib.sha256(), len(head)
+    for block in iter(lambda: file.read(_CHUNK), b""):
+        sha.update(block)
+        size += len(block)
+    if sha.hexdigest().encode() != digest:
         raise CorruptCheckpoint(f"{where}: checksum mismatch (truncated or altered, "
-                                f"{len(data)} bytes)")
+                                f"{size} bytes)")
+    file.seek(start)
     try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for bad payloads
         raise CorruptCheckpoint(f"{where}: payload does not load: {err}") from err
 
@@ -214,7 +235,7 @@ def load_latest(run_dir: str | os.PathLike) -> dict | None:
     damaged: list[str] = []
     for path in reversed(found):
         try:
-            state = decode(path.read_bytes(), str(path))
+            state = read(path)
         except (CorruptCheckpoint, OSError) as err:
             log.warning("damaged checkpoint: %s", err)
             damaged.append(str(err))
