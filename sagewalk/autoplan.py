@@ -129,13 +129,13 @@ RULES: tuple[Rule, ...] = (
          "10 (the demo's) unless one step reaches fewer than 20 items"),
     Rule("sampler.multisage_num_neighbors", lambda s, b, c: c.sampler.num_neighbors,
          "as many as PinSage's (num_neighbors): MultiSage's layers grow with the square; on "
-         "synth-10k at equal wall clock 20 -> 10 gave 3x the steps and 0.191 -> 0.227 beyond "
-         "neighbours (docs/quality.md, session 11)"),
+         "synth-10k at equal wall clock 20 -> 10 gave 3x the steps (docs/quality.md, session "
+         "11; its HR figures were embedded with 20 neighbours either way, session 13)"),
     Rule("sampler.multisage_walk_length", lambda s, b, c: max(2, c.sampler.walk_length),
          "at least 2 steps: MultiSage's attention weighs the context a neighbour was reached "
-         "through, and one step only reaches the ego's own contexts; 1 -> 2 steps at equal "
-         "wall clock: 0.231 -> 0.298 beyond neighbours on synth-10k-feat (features only), "
-         "0.230 -> 0.250 on synth-10k (docs/quality.md, session 12)"),
+         "through, and one step only reaches the ego's own contexts; with 2-step walks it is "
+         "level with PinSage at equal wall clock on synth-10k-feat, features only (0.287 "
+         "against 0.279 beyond neighbours; docs/quality.md, session 13)"),
     Rule("sampler.multisage_num_walks", lambda s, b, c: 10,
          "PinSage's 10 walks, with MultiSage's restart 0.1"),
     Rule("sampler.pairs_per_item",
