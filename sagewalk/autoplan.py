@@ -115,10 +115,10 @@ RULES: tuple[Rule, ...] = (
     Rule("sampler.batch_size", lambda s, b, c: min(512, max(64, _pow2(s.items / 16))),
          "items/16 as a power of two within [64, 512]"),
     Rule("sampler.walk_length", lambda s, b, c: 2 if s.reach >= 100 else 5,
-         "2 steps when one step reaches >= 100 items, else 5: with features only 2-step walks "
-         "beat one-step ones, 0.173 -> 0.281 beyond neighbours on synth-10k-feat, and with the "
-         "id table the two are level on all four held-out-edge graphs (docs/quality.md, "
-         "sessions 11-12)"),
+         "2 steps when one step reaches >= 100 items, else 5: the 10-minute bar table ran "
+         "with them (docs/quality.md, session 13); one-step walks are level with the id table "
+         "(session 11) and 0.299 against 0.279 beyond neighbours with features only on "
+         "synth-10k-feat (1.7 SE, one run each, session 13)"),
     Rule("sampler.num_walks", lambda s, b, c: 50 if c.sampler.walk_length == 1 else 10,
          "10 (PinSage's); 50 for one-step walks, so the neighbours kept are ranked by visit "
          "counts, not each drawn once"),
