@@ -38,8 +38,8 @@ def test_train_within_a_budget_ends_at_the_final_rate(tmp_path):
 
     # The user's file sets no walks; the run picked them.  Embedding with the
     # same file walks what the model was trained on.
-    picked = json.loads(json.dumps(summary["autoplan"]["choices"]))
-    walk_length = next(c["value"] for c in picked if c["setting"] == "sampler.walk_length")
+    walk_length = next(c["value"] for c in summary["autoplan"]["choices"]
+                       if c["setting"] == "sampler.walk_length")
     assert walk_length != 50                      # the config default, which train overrode
     done = subprocess.run([sys.executable, "-m", "sagewalk", "embed", "--config", str(cfg),
                            "--no-progress", "--processes", "1"], cwd=ROOT, env=env,
