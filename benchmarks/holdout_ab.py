@@ -10,7 +10,7 @@ process samples each batch with the producers' BatchBuilder and trains it with
 the trainer's Trainer for exactly --steps steps (the cosine decay spans them),
 embeds every item and ranks each held-out positive among all items by the same
 code as `sagewalk evaluate --holdout`, beside the baselines (computed once per
-DIR and cached in DIR/baselines.json).  No daemons, so settings compare at the
+DIR and cached in DIR/baseline-ranks.npz).  No daemons, so settings compare at the
 same steps whatever the load.  Also reported, as a diagnostic only: the same
 embeddings with log(1 + train degree) added to every candidate's score, which
 measures how much of the gap to the baselines is popularity the unit-sphere
@@ -130,21 +130,33 @@ def _item_degrees(held):
 
 
 def baselines_for(held, exclude: bool) -> dict:
-    """Baseline figures on the same pairs, computed once per holdout and mode
-    and cached in the holdout's baselines.json (benchmarks/quality.py reads
-    the same cache)."""
+    """Baseline figures on the same pairs (from `baseline_ranks`)."""
+    from serving import holdout as ho
+    return {name: r.as_dict() for name, r in
+            ho.metrics(held, baseline_ranks(held, exclude)).items()}
+
+
+def baseline_ranks(held, exclude: bool) -> dict:
+    """Each baseline's rank of every held-out positive, computed once per
+    holdout and mode and cached in the holdout's baseline-ranks.npz
+    (benchmarks/quality.py reads the same cache and pairs the methods' ranks
+    with them)."""
     from pathlib import Path
 
+    import numpy as np
+
     from serving import holdout as ho
-    cache = Path(held.path) / "baselines.json"
-    known = json.loads(cache.read_text()) if cache.exists() else {}
+    cache = Path(held.path) / "baseline-ranks.npz"
     key = "beyond_neighbours" if exclude else "all_items"
-    if key not in known:
+    known = dict(np.load(cache)) if cache.exists() else {}
+    if not any(k.startswith(key + "/") for k in known):
         scorers = ho.baseline_scorers(held.store, held.item_type, held.context_types)
-        known[key] = {name: r.as_dict() for name, r in
-                      ho.evaluate(held, scorers, exclude_neighbours=exclude).items()}
-        cache.write_text(json.dumps(known, indent=1))
-    return known[key]
+        for name, r in ho.rank_pairs(held, scorers, exclude_neighbours=exclude).items():
+            known[f"{key}/{name}"] = r
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, **known)
+        tmp.replace(cache)
+    return {k.split("/", 1)[1]: v for k, v in known.items() if k.startswith(key + "/")}
 
 
 if __name__ == "__main__":

@@ -23,8 +23,14 @@ features only, PinSage's own setting, on synth-10k-feat).  --seeds 0,1,2
 trains each method once per seed (trainer.seed and sampler.seed: the
 initialisation, the training pairs, the walks) and adds the spread of HR@10
 across the runs beside the pair-sampling standard error, which covers the
-choice of held-out pairs and not of the training run.  What the
-hard-negative window holds on these graphs: benchmarks/hard_window.py.
+choice of held-out pairs and not of the training run.  Each graph's
+"paired" section gives every method minus every baseline, and every later
+method minus the first one named (an ablation's reference), with the
+standard error of a difference over the same pairs (per seed with --seeds):
+the figure that says whether one beats the other on such pairs.  Every
+run's ranks are kept in its out directory (ranks.npz), the baselines' in
+the holdout's baseline-ranks.npz.  What the hard-negative window holds on
+these graphs: benchmarks/hard_window.py.
 
 Without --holdouts: the PinSage ablation table on MovieLens-1M (DGL's
 leave-last-out protocol).
@@ -201,6 +207,11 @@ def holdout_table(root: Path, graphs: list[str], methods: list[str], minutes: fl
         for method in methods:
             entry["methods"][method] = _seeded_runs(held, method, minutes,
                                                     out / graph / method, common, seeds)
+        entry["paired"] = paired_section(held, methods, out / graph, seeds)
+        for mode, _ in MODES:
+            for name, d in entry["paired"][mode].items():
+                print(f"{graph} {mode} {name}: HR@10 {d['hr@10_diff']:+.4f} ± "
+                      f"{d['hr@10_diff_se']:.4f}", file=sys.stderr, flush=True)
         report["graphs"][graph] = entry
     return report
 
@@ -248,9 +259,35 @@ def _train_and_score(held, method: str, minutes: float, out: Path,
     summary = json.loads((out / "run" / "run_summary.json").read_text())
     scorer = {"model": ho.embedding_scorer(held, out / "export")}
     result = {"steps": summary.get("steps"), "seconds": round(time.monotonic() - started, 1)}
+    ranks = {}
     for mode, exclude in MODES:
-        result[mode] = ho.evaluate(held, scorer, exclude_neighbours=exclude)["model"].as_dict()
+        ranks[mode] = ho.rank_pairs(held, scorer, exclude_neighbours=exclude)["model"]
+        result[mode] = ho.metrics(held, {"model": ranks[mode]})["model"].as_dict()
+    np.savez(out / "ranks.npz", **ranks)     # for the paired differences (paired_section)
     return result
+
+
+def paired_section(held, methods: list[str], out: Path, seeds: tuple[int, ...]) -> dict:
+    """Per protocol and training seed: each method minus each baseline, and
+    each later method minus the first (the reference of an ablation), paired
+    over the same held-out pairs (serving.evaluate.paired_difference)."""
+    from benchmarks.holdout_ab import baseline_ranks
+    from serving.evaluate import paired_difference
+    runs = {"": ""} if seeds == (0,) else {f"seed-{s}": f" (seed {s})" for s in seeds}
+    section = {}
+    for mode, exclude in MODES:
+        base = baseline_ranks(held, exclude)
+        rows = {}
+        for run, label in runs.items():
+            ranks = {m: np.load(out / m / run / "ranks.npz")[mode] for m in methods}
+            for m in methods:
+                for b, r in base.items():
+                    rows[f"{m} - {b}{label}"] = paired_difference(ranks[m], r).as_dict()
+            for m in methods[1:]:
+                rows[f"{m} - {methods[0]}{label}"] = paired_difference(
+                    ranks[m], ranks[methods[0]]).as_dict()
+        section[mode] = rows
+    return section
 
 
 if __name__ == "__main__":

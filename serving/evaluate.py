@@ -216,6 +216,51 @@ def rank_metrics(ranks: np.ndarray, *, ks: tuple[int, ...] = (10, 50), scale: fl
                        float((ordered[hi] - ordered[lo]) / 2))
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """A's figures minus B's on the same held-out pairs, each with the standard
+    error of a paired difference: the sample std of the per-pair differences
+    (hit_a - hit_b, or of the scaled reciprocal ranks) over sqrt(n).  Two
+    methods ranked on one set of pairs fail and succeed on many of the same
+    pairs, so this is the SE that says whether A beats B on such pairs; the
+    two RankMetrics SEs combined (sqrt(se_a^2 + se_b^2)) treat the runs as if
+    scored on independent pairs and overstate it."""
+    pairs: int
+    hit_rate: dict[int, float]
+    hit_rate_se: dict[int, float]
+    mrr: float
+    mrr_se: float
+
+    def as_dict(self) -> dict:
+        out = {"pairs": self.pairs}
+        for k in sorted(self.hit_rate):
+            out[f"hr@{k}_diff"] = round(self.hit_rate[k], 5)
+            out[f"hr@{k}_diff_se"] = round(self.hit_rate_se[k], 5)
+        out.update(mrr_diff=round(self.mrr, 5), mrr_diff_se=round(self.mrr_se, 5))
+        return out
+
+
+def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, *,
+                      ks: tuple[int, ...] = (10, 50), scale: float = 100.0) -> PairedDifference:
+    """A minus B (1-based ranks of the same pairs, in the same order)."""
+    a = np.asarray(ranks_a, np.float64)
+    b = np.asarray(ranks_b, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise EvaluationError(f"paired ranks must be two equally long lists (one rank per "
+                              f"held-out pair, same order), got shapes {a.shape} and {b.shape}")
+    n = len(a)
+    if n < 2:
+        raise EvaluationError(f"a paired difference needs two pairs or more, got {n}")
+
+    def mean_se(d: np.ndarray) -> tuple[float, float]:
+        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
+
+    hits = {k: mean_se((a <= k).astype(np.float64) - (b <= k)) for k in ks}
+    mrr = mean_se(1.0 / np.ceil(a / scale) - 1.0 / np.ceil(b / scale))
+    return PairedDifference(n, {k: v[0] for k, v in hits.items()},
+                            {k: v[1] for k, v in hits.items()}, *mrr)
+
+
 def ranks_among_all(scorer: Scorer, queries: np.ndarray, positives: np.ndarray, *,
                     exclude: Scorer | None = None, batch: int = 256) -> np.ndarray:
     """1-based rank of each positive among every item but the query (ties count

@@ -52,7 +52,8 @@ import numpy as np
 from common.errors import SagewalkError
 from gpu_consumer.prior import queries_for
 from serving import baselines, holdout_files as files
-from serving.evaluate import RankMetrics, rank_metrics, ranks_among_all
+from serving.evaluate import (PairedDifference, RankMetrics, paired_difference,
+                              rank_metrics, ranks_among_all)
 
 FORMAT_VERSION = 1
 BASELINES = ("itemknn", "ppr", "svd", "popularity")
@@ -363,19 +364,39 @@ def embedding_scorer(holdout: Holdout, export_dir: str | os.PathLike):
     return load_export(Path(export_dir), holdout.item_ids)
 
 
-def evaluate(holdout: Holdout, scorers: dict, *, ks: tuple[int, ...] = (10, 50),
-             scale: float = 100.0, exclude_neighbours: bool = False) -> dict[str, RankMetrics]:
-    """RankMetrics of each named scorer on the holdout's pairs (all items candidates)."""
+def rank_pairs(holdout: Holdout, scorers: dict, *, exclude_neighbours: bool = False
+               ) -> dict[str, np.ndarray]:
+    """Each named scorer's 1-based rank of every held-out positive among all
+    items but the query (the order of holdout.queries), as `evaluate` ranks."""
     exclude = None
     if exclude_neighbours:
         graph = baselines.Bipartite.from_store_types(holdout.store, holdout.item_type,
                                                      list(holdout.context_types))
         exclude = baselines.ItemKNN(graph, cosine=False)
-    n = holdout.store.node_types[holdout.item_type]
-    return {name: rank_metrics(ranks_among_all(s, holdout.queries, holdout.positives,
-                                               exclude=exclude),
-                               ks=ks, scale=scale, candidates=n - 1)
+    return {name: ranks_among_all(s, holdout.queries, holdout.positives, exclude=exclude)
             for name, s in scorers.items()}
+
+
+def metrics(holdout: Holdout, ranks: dict[str, np.ndarray], *, ks: tuple[int, ...] = (10, 50),
+            scale: float = 100.0) -> dict[str, RankMetrics]:
+    """RankMetrics of each named scorer's `rank_pairs` ranks."""
+    n = holdout.store.node_types[holdout.item_type]
+    return {name: rank_metrics(r, ks=ks, scale=scale, candidates=n - 1)
+            for name, r in ranks.items()}
+
+
+def evaluate(holdout: Holdout, scorers: dict, *, ks: tuple[int, ...] = (10, 50),
+             scale: float = 100.0, exclude_neighbours: bool = False) -> dict[str, RankMetrics]:
+    """RankMetrics of each named scorer on the holdout's pairs (all items candidates)."""
+    return metrics(holdout, rank_pairs(holdout, scorers, exclude_neighbours=exclude_neighbours),
+                   ks=ks, scale=scale)
+
+
+def paired(ranks: dict[str, np.ndarray], of: str, *, ks: tuple[int, ...] = (10, 50),
+           scale: float = 100.0) -> dict[str, PairedDifference]:
+    """`of`'s figures minus every other scorer's, paired over the same pairs."""
+    return {name: paired_difference(ranks[of], r, ks=ks, scale=scale)
+            for name, r in ranks.items() if name != of}
 
 
 def time_lookups(holdout: Holdout, ppr, vectors: np.ndarray | None, *, queries: int = 20,
@@ -410,4 +431,14 @@ def table(results: dict[str, RankMetrics]) -> str:
         cells.append(f"{r.mrr:.4f} ± {r.mrr_se:.4f}")
         cells.append(f"{r.median_rank:.0f} ± {r.median_rank_se:.0f}")
         lines.append(f"{name:<14} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>16}")
+    return "\n".join(lines)
+
+
+def paired_table(diffs: dict[str, PairedDifference], of: str) -> str:
+    """`of` minus each other scorer on the same pairs (difference +- paired SE)."""
+    lines = [f"{of + ' minus':<14} {'HR@10':>17} {'HR@50':>17} {'MRR':>17}", "-" * 68]
+    for name, d in diffs.items():
+        cells = [f"{d.hit_rate[k]:+.4f} ± {d.hit_rate_se[k]:.4f}" for k in (10, 50)]
+        cells.append(f"{d.mrr:+.4f} ± {d.mrr_se:.4f}")
+        lines.append(f"{name:<14} {cells[0]:>17} {cells[1]:>17} {cells[2]:>17}")
     return "\n".join(lines)

@@ -126,20 +126,27 @@ def _holdout(args) -> int:
                              f"split from (digest {base.digest[:16]}, holdout.json says "
                              f"{ho.meta['source_digest'][:16]}); split it again")
     scorers.update(h.baseline_scorers(base, ho.item_type, ho.context_types, names))
-    results = h.evaluate(ho, scorers, scale=args.scale,
-                         exclude_neighbours=args.exclude_neighbours)
+    ranks = h.rank_pairs(ho, scorers, exclude_neighbours=args.exclude_neighbours)
+    results = h.metrics(ho, ranks, scale=args.scale)
+    # The model against each baseline over the same pairs: the SE of a difference.
+    versus = h.paired(ranks, "model", scale=args.scale) if "model" in ranks else {}
     ppr = scorers.get("ppr") or h.baseline_scorers(ho.store, ho.item_type, ho.context_types,
                                                    ["ppr"])["ppr"]
     model = scorers.get("model")
     latency = h.time_lookups(ho, ppr, None if model is None else model.vectors,
                              prior=bool(model is not None and model.prior))
     print(h.table(results))
+    if versus:
+        print("\nthe model minus each baseline, paired over the same held-out pairs:")
+        print(h.paired_table(versus, "model"))
     print("seconds per query: " + ", ".join(f"{k.replace('_seconds_per_query', '')} "
                                             f"{v * 1e3:.3f} ms" for k, v in latency.items()))
     if args.out:
         payload = {"protocol": h.PROTOCOL, "exclude_neighbours": args.exclude_neighbours,
                    "baselines_on": "source store (leaky)" if args.leaky else "training store",
                    "holdout": ho.meta, "latency": latency,
-                   "methods": {n: r.as_dict() for n, r in results.items()}}
+                   "methods": {n: r.as_dict() for n, r in results.items()},
+                   "model_minus": {n: d.as_dict() for n, d in versus.items()}}
         Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
     return 0
+

@@ -1,4 +1,5 @@
-"""benchmarks/quality.py: the seeds and the run-to-run spread across them."""
+"""benchmarks/quality.py: the seeds, the run-to-run spread across them, and the
+paired differences over the same held-out pairs."""
 
 import argparse
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from benchmarks.quality import MODES, seed_list, seed_spread
+from benchmarks.quality import MODES, paired_section, seed_list, seed_spread
 
 
 def _run(all_items: float, beyond: float, se: float = 0.004) -> dict:
@@ -48,3 +49,32 @@ def test_spread_moves_with_a_shift_and_its_sd_does_not(hits, shift):
     for mode, _ in MODES:
         assert b[mode]["hr@10_mean"] == pytest.approx(a[mode]["hr@10_mean"] + shift, abs=2e-5)
         assert b[mode]["hr@10_run_sd"] == pytest.approx(a[mode]["hr@10_run_sd"], abs=2e-5)
+
+
+class _Held:
+    """What paired_section reads of a holdout: where its baseline ranks are cached."""
+
+    def __init__(self, path):
+        self.path = path
+
+
+def test_paired_section_pairs_methods_with_baselines_and_the_reference(tmp_path):
+    ranks = {"all_items": np.array([1, 30, 5, 70]), "beyond_neighbours": np.array([2, 3, 4, 5])}
+    np.savez(tmp_path / "baseline-ranks.npz",
+             **{f"{mode}/ppr": r + 10 for mode, r in ranks.items()})
+    for m, shift in (("pinsage", 0), ("pinsage-uniform", 9)):
+        for seed in ("seed-0", "seed-1"):
+            (tmp_path / "out" / m / seed).mkdir(parents=True)
+            np.savez(tmp_path / "out" / m / seed / "ranks.npz",
+                     **{mode: r + shift for mode, r in ranks.items()})
+    section = paired_section(_Held(tmp_path), ["pinsage", "pinsage-uniform"],
+                             tmp_path / "out", (0, 1))
+    rows = section["all_items"]
+    assert set(rows) == {f"{m} - {ref} (seed {s})" for s in (0, 1)
+                         for m, ref in (("pinsage", "ppr"), ("pinsage-uniform", "ppr"),
+                                        ("pinsage-uniform", "pinsage"))}
+    # ranks 1, 30, 5, 70 against 11, 40, 15, 80: hits@10 [1, 0, 1, 0] - [0, 0, 0, 0]
+    assert rows["pinsage - ppr (seed 0)"]["hr@10_diff"] == 0.5
+    # uniform's 10, 39, 14, 79: one hit fewer than pinsage's two
+    assert rows["pinsage-uniform - pinsage (seed 1)"]["hr@10_diff"] == -0.25
+    assert section["beyond_neighbours"]["pinsage - ppr (seed 0)"]["hr@10_diff"] == 1.0

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from serving.evaluate import (EvaluationError, HeldOut, hits_at_k, load_held_out,
-                              pair_metrics, rank_metrics, ranks_among_all, top_k)
+                              pair_metrics, paired_difference, rank_metrics, ranks_among_all,
+                              top_k)
 from serving.splits import Interactions
 
 
@@ -95,3 +96,50 @@ def test_ranks_among_all_ties_self_and_exclusion():
     ranks = ranks_among_all(scorer, np.array([0, 1]), np.array([2, 5]),
                             exclude=lambda q: excl[q])
     assert ranks.tolist() == [2, 1]
+
+
+def test_paired_difference_hand_computed():
+    a = np.array([1, 5, 20, 200])
+    b = np.array([3, 50, 8, 400])
+    d = paired_difference(a, b, ks=(10,), scale=100)
+    # hits: a [1, 1, 0, 0], b [1, 0, 1, 0] -> per pair [0, 1, -1, 0]
+    assert d.pairs == 4 and d.hit_rate[10] == 0.0
+    assert d.hit_rate_se[10] == pytest.approx(np.std([0, 1, -1, 0], ddof=1) / 2)
+    # scaled reciprocal ranks: a [1, 1, 1, 0.5], b [1, 1, 1, 0.25]
+    assert d.mrr == pytest.approx(0.25 / 4)
+    assert d.mrr_se == pytest.approx(np.std([0, 0, 0, 0.25], ddof=1) / 2)
+    assert d.as_dict()["hr@10_diff"] == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 500), st.integers(1, 500)), min_size=2, max_size=60))
+def test_paired_difference_is_the_metrics_difference_and_antisymmetric(pairs):
+    a, b = (np.array(x) for x in zip(*pairs))
+    d, back = paired_difference(a, b), paired_difference(b, a)
+    ma = rank_metrics(a, candidates=999)
+    mb = rank_metrics(b, candidates=999)
+    for k in (10, 50):
+        assert d.hit_rate[k] == pytest.approx(ma.hit_rate[k] - mb.hit_rate[k], abs=1e-12)
+        assert back.hit_rate[k] == pytest.approx(-d.hit_rate[k], abs=1e-12)
+        assert back.hit_rate_se[k] == pytest.approx(d.hit_rate_se[k])
+    assert d.mrr == pytest.approx(ma.mrr - mb.mrr, abs=1e-12)
+    same = paired_difference(a, a)
+    assert same.hit_rate[10] == 0 and same.hit_rate_se[10] == 0 and same.mrr_se == 0
+
+
+def test_paired_difference_of_correlated_runs_is_sharper_than_independent_ses():
+    rng = np.random.default_rng(0)
+    a = rng.integers(1, 100, 3000)
+    b = a.copy()
+    b[:150] += 20          # B loses a few of A's hits, agrees everywhere else
+    d = paired_difference(a, b)
+    ma, mb = rank_metrics(a, candidates=99), rank_metrics(b, candidates=99)
+    independent = np.hypot(ma.hit_rate_se[10], mb.hit_rate_se[10])
+    assert d.hit_rate[10] > 0 and d.hit_rate_se[10] < independent / 2
+
+
+def test_paired_difference_refuses_unmatched_ranks():
+    with pytest.raises(EvaluationError, match="same order"):
+        paired_difference(np.array([1, 2, 3]), np.array([1, 2]))
+    with pytest.raises(EvaluationError, match="two pairs or more"):
+        paired_difference(np.array([1]), np.array([2]))

@@ -276,6 +276,13 @@ def test_cli_holdout_then_evaluate(tmp_path, capsys):
     assert result["holdout"]["pairs"] == len(ho.queries)
     assert result["latency"]["ppr_seconds_per_query"] > 0
     assert result["latency"]["embedding_seconds_per_query"] > 0
+    # The model against each baseline, paired over the same pairs: the oracle beats them.
+    assert "paired over the same held-out pairs" in printed
+    assert set(result["model_minus"]) == {"itemknn", "ppr", "svd", "popularity"}
+    versus_ppr = result["model_minus"]["ppr"]
+    assert versus_ppr["hr@10_diff"] == pytest.approx(
+        result["methods"]["model"]["hr@10"] - result["methods"]["ppr"]["hr@10"], abs=1e-4)
+    assert versus_ppr["hr@10_diff"] > 0 and versus_ppr["pairs"] == len(ho.queries)
     assert main(["evaluate", "--holdout", str(tmp_path / "ho"), "--leaky", "--baselines",
                  "itemknn", "--exclude-neighbours", "--out", str(tmp_path / "l.json")]) == 0
     leaky = json.loads((tmp_path / "l.json").read_text())
