@@ -126,18 +126,25 @@ def community_features(p: SynthParams, dim: int, noise: float, lo: int = 0,
                        hi: int | None = None, seed: int = 1) -> np.ndarray:
     """float32 [hi - lo, dim]: rows lo..hi of item features that carry the planted
     communities weakly: the item's community centre (N(0, 1), one per
-    community) plus `noise` x N(0, 1).  Rows come from fixed blocks of their own
-    seed, so any slice is the same whatever the chunking."""
+    community) plus `noise` x N(0, 1).  With subcommunities, each leaf's
+    centre is its community's plus an offset of its own (N(0, 1), one per
+    leaf), so leaf-mates' features agree more than community-mates' do, as
+    their edges do.  Rows come from fixed blocks of their own seed, so any
+    slice is the same whatever the chunking."""
     hi = p.num_items if hi is None else hi
     centres = np.random.default_rng([seed, 0xC3]).standard_normal(
         (p.num_communities, dim)).astype(np.float32)
+    if p.subcommunities > 1:        # one centre per leaf: leaf l lies in community l % C
+        offsets = np.random.default_rng([seed, 0x1EAF]).standard_normal(
+            (p.num_leaves, dim)).astype(np.float32)
+        centres = centres[np.arange(p.num_leaves) % p.num_communities] + offsets
     out = np.empty((max(0, hi - lo), dim), np.float32)
     for start in range(lo - lo % BLOCK, hi, BLOCK):
         a, z = max(lo, start), min(hi, start + BLOCK)
         rng = np.random.default_rng([seed, 0xFE, start // BLOCK])
         block = rng.standard_normal((min(BLOCK, p.num_items - start), dim), dtype=np.float32)
         rows = np.arange(a, z)
-        out[a - lo:z - lo] = centres[rows % p.num_communities] + noise * block[a - start:z - start]
+        out[a - lo:z - lo] = centres[rows % len(centres)] + noise * block[a - start:z - start]
     return out
 
 

@@ -10,6 +10,7 @@
 | `synth-50k` | `graphstore.synth`, 2.2M rows | ~50k items, ~1M distinct item-user edges |
 | `synth-10k-feat` | as `synth-10k`, plus 32-d item features | the same edges; each item's features are its community's centre + 2 x N(0, 1) noise |
 | `synth-10k-nested` | `graphstore.synth`, 420k rows, two scales | ~10k items in 5 communities of 20 leaves (100 items); 60% of a user's in-community edges in its home leaf |
+| `synth-10k-nested-feat` | as `synth-10k-nested`, plus 32-d item features | the same edges; each item's features are its leaf's centre (its community's + a leaf offset) + 2 x N(0, 1) noise |
 
 `synth-10k-feat` is the graph for PinSage's own setting, features and no id
 table (docs/quality.md, session 9): its features carry the communities too
@@ -24,6 +25,13 @@ than a uniform negative: there is no band between.  Here there is one
 (leaves of 100 items inside communities of 2,000), though the hard-negative
 walks' visit counts at those ranks barely see it (benchmarks/hard_window.py:
 3.7% leaf-mates against 1% by chance, 33% community-mates against 20%).
+
+`synth-10k-nested-feat` is the graph for importance pooling with features
+only.  On the one-scale graphs every community-mate's features are equally
+informative (its community's centre plus noise), so weighting neighbours by
+visit count cannot beat a mean over the same neighbours; here leaf-mates,
+which the walks visit more, carry a centre closer to the query's own, so
+the weights have something to find.
 
 MovieLens stores are built from the leave-last-out train split (`sagewalk
 datasets fetch`, the spec without title text, so no extra is needed); the
@@ -64,13 +72,15 @@ SYNTH = {"synth-10k": Synth(420_000, 10_000, 50_000),
          "synth-50k": Synth(2_200_000, 50_000, 250_000),
          "synth-10k-feat": Synth(420_000, 10_000, 50_000, features=32),
          "synth-10k-nested": Synth(420_000, 10_000, 50_000, communities=5,
-                                   subcommunities=20, p_sub=0.6)}
+                                   subcommunities=20, p_sub=0.6),
+         "synth-10k-nested-feat": Synth(420_000, 10_000, 50_000, communities=5,
+                                        subcommunities=20, p_sub=0.6, features=32)}
 MOVIELENS = ("ml-100k", "ml-1m")
 # Pairs may share up to this many contexts, all cut (serving/holdout.py): the
 # smallest of 1, 2, 5, 10 that gives 3,000 pairs by the 'context' draw.  Dense
 # graphs need more (ML-1M: ~270 ratings a movie); each cut is 1-4% of the edges.
 MAX_SHARED = {"ml-100k": 2, "ml-1m": 10, "synth-10k": 5, "synth-50k": 5, "synth-10k-feat": 5,
-              "synth-10k-nested": 5}
+              "synth-10k-nested": 5, "synth-10k-nested-feat": 5}
 NAMES = MOVIELENS + tuple(SYNTH)
 
 

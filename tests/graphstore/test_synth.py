@@ -88,3 +88,20 @@ def test_community_features_carry_the_communities_weakly(tmp_path, monkeypatch):
     written = np.load(tmp_path / "f.npy")
     assert written.dtype == np.float16 and written.shape == (1000, 16)
     np.testing.assert_allclose(written, noisy, rtol=1e-3, atol=1e-2)   # float16 rounding
+
+
+def test_nested_features_put_leaf_mates_closer_than_community_mates():
+    p = SynthParams(1000, 2000, 50, 4, subcommunities=5)       # 20 leaves of 100 items
+    clean = community_features(p, 16, 0.0)
+    leaf, community = np.arange(2000) % 20, np.arange(2000) % 4
+    assert np.array_equal(clean, clean[:20][leaf])             # noise 0: the leaf's centre
+    # leaves of one community share its centre: their centres' mean distance is
+    # smaller than that of leaves of different communities
+    d = ((clean[:20, None] - clean[None, :20]) ** 2).sum(-1)
+    same = (np.arange(20)[:, None] % 4 == np.arange(20)[None] % 4) & ~np.eye(20, dtype=bool)
+    assert d[same].mean() < d[~same & ~np.eye(20, dtype=bool)].mean()
+    # one scale (S = 1) draws the features it always drew: the community centres alone
+    flat = SynthParams(1000, 2000, 50, 4)
+    centres = np.random.default_rng([1, 0xC3]).standard_normal((4, 16)).astype(np.float32)
+    assert np.array_equal(community_features(flat, 16, 0.0), centres[community])
+    assert not np.allclose(clean[:20], centres[np.arange(20) % 4])   # leaves have offsets

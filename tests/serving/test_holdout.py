@@ -206,6 +206,24 @@ def test_nested_benchmark_graph_has_its_leaves(tmp_path, monkeypatch):
     assert np.mean(items % 20 == users % 20) > 0.5
 
 
+def test_nested_benchmark_graph_with_features_carries_its_leaves(tmp_path, monkeypatch):
+    from serving import benchgraphs
+    monkeypatch.setitem(benchgraphs.SYNTH, "synth-10k-nested-feat",
+                        benchgraphs.Synth(20_000, 400, 1000, communities=2, subcommunities=10,
+                                          p_sub=0.9, features=8, feature_noise=0.0))
+    benchgraphs.prepare("synth-10k-nested-feat", tmp_path / "bench", pairs=25)
+    src = open_store(tmp_path / "bench" / "synth-10k-nested-feat" / "store")
+    feats = np.asarray(src.features("item"))
+    ext = np.array(src.ids("item").to_external(np.arange(len(feats))), dtype=np.int64)
+    # without noise an item's features are its leaf's centre: equal within a leaf,
+    # different across the leaves of one community
+    leaf = ext % 20
+    for a in range(20):
+        rows = feats[leaf == a]
+        assert np.allclose(rows, rows[0], atol=1e-6)
+    assert not np.allclose(feats[leaf == 0][0], feats[leaf == 2][0])    # both community 0
+
+
 def test_failed_split_leaves_nothing(tmp_path, monkeypatch):
     _synth_store(tmp_path / "src")
 
