@@ -170,7 +170,12 @@ class WalkChoice:
     calls the other, so a cache that fills or empties turns the choice while
     the slower kernel's calls take about 1/EXPLORE_EVERY of the time however
     slow it is.  A rate is steps / seconds over a kernel's last WINDOW
-    measured calls."""
+    measured calls, except that an exploring call replaces the explored
+    kernel's window: its older calls ran on an older cache (in a cap that
+    fits most of the CSR, plain's cold probes read around and warm the
+    cache the later paged calls find, and those stale figures would keep
+    the choice on paged; docs/scale.md), while the running kernel's window
+    is its latest calls, on the cache as it is now."""
 
     PROBES = 3
     EXPLORE_EVERY = 16
@@ -222,8 +227,10 @@ class WalkChoice:
         self.calls_run[paged] += 1
         if self.calls_run[paged] == 1:      # loaded the compiled kernels: not measured
             return
+        if self._best is not None and paged != self._best:
+            self._runs[paged].clear()       # an exploring call: the cache has moved since
         self._runs[paged].append((int(steps), max(float(seconds), 1e-9)))
-        if min(len(r) for r in self._runs.values()) < self.PROBES:
+        if self._best is None and min(len(r) for r in self._runs.values()) < self.PROBES:
             return
         best = self.rate(True) > self.rate(False)
         if best != self._best:

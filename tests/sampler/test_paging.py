@@ -83,10 +83,26 @@ def test_walk_choice_probes_both_then_runs_the_faster_and_keeps_checking():
     assert 3 <= after.count(True) <= 4
     # the cache empties: paged becomes 4x faster; the explored calls see it and turn the choice
     cold = {True: 5e-6, False: 2e-5}
-    turned = [run(choice, cold) for _ in range(choice.WINDOW * choice.EXPLORE_EVERY)]
-    assert choice.best is True
+    turned = [run(choice, cold) for _ in range(2 * choice.EXPLORE_EVERY + 1)]
+    assert choice.best is True         # the first exploring call turns it
+    turned += [run(choice, cold) for _ in range(choice.WINDOW * choice.EXPLORE_EVERY)]
     tail = turned[-4 * choice.EXPLORE_EVERY:]      # plain 4x slower: tried once in 64 calls
     assert 1 <= tail.count(False) <= 2
+
+
+def test_walk_choice_forgets_probes_made_on_a_colder_cache():
+    # A cap that fits most of the CSR: plain's probes pay the cold reads (and
+    # warm the cache), so the probes pick paged; plain is then 5x faster warm.
+    choice = paging.WalkChoice()
+    cold = {True: 2e-6, False: 1e-5}
+    probes = [run(choice, cold) for _ in range(2 * (choice.PROBES + 1))]
+    assert choice.best is True
+    warm = {True: 2e-6, False: 4e-7}
+    gap = choice.rate(True) / choice.rate(False)          # 5: explored once in 80 calls
+    calls = [run(choice, warm) for _ in range(int(choice.EXPLORE_EVERY * gap) + 1)]
+    assert calls[-1] is False and choice.best is False     # one warm plain call turns it
+    assert choice.rate(False) == pytest.approx(1 / 4e-7)   # the cold probes are forgotten
+    assert probes.count(False) == choice.PROBES + 1
 
 
 def test_auto_measures_both_kernels_and_gives_the_same_neighbourhoods(tmp_path):
