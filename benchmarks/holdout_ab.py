@@ -14,8 +14,10 @@ DIR and cached in DIR/baseline-ranks.npz).  No daemons, so settings compare at t
 same steps whatever the load.  Also reported, as a diagnostic only: the same
 embeddings with log(1 + train degree) added to every candidate's score, which
 measures how much of the gap to the baselines is popularity the unit-sphere
-embeddings cannot express, and `mean_cosine`, the mean pairwise cosine of
-1,000 sampled item embeddings (1.0: every item embedded alike, a collapse).
+embeddings cannot express (only for vectors without a prior of their own,
+`trainer.candidate_prior` off: theirs already carries it), and
+`mean_cosine`, the mean pairwise cosine of 1,000 sampled item embeddings
+(1.0: every item embedded alike, a collapse).
 Prints one JSON line.
 """
 
@@ -95,9 +97,9 @@ def run(args) -> dict:
     from gpu_consumer.prior import queries_for, unit_part
     learned = cfg.trainer.candidate_prior          # vec is [z ‖ β]: queries as [z ‖ 1]
     prior = (np.log1p(_item_degrees(held)) * cfg.trainer.temperature).astype(np.float32)
-    scorers = {"model": lambda b: queries_for(vec[b], learned) @ vec.T,
-               "model+log-degree": lambda b: queries_for(vec[b], learned) @ vec.T
-               + prior[None, :]}
+    scorers = {"model": lambda b: queries_for(vec[b], learned) @ vec.T}
+    if not learned:     # vectors with a prior of their own would count popularity twice
+        scorers["model+log-degree"] = lambda b: vec[b] @ vec.T + prior[None, :]
     report = {"holdout": str(args.holdout), "set": args.set, "steps": args.steps,
               "train_seconds": round(train_s, 1),
               "final_loss": round(float(np.mean(losses[-200:])), 4),
