@@ -30,17 +30,14 @@ sys.path.insert(0, str(ROOT))
 _READER = """
 import sys
 sys.path.insert(0, {root!r})
+from common.procstat import peak_rss_bytes, rss_bytes
 from gpu_consumer import checkpoint
 
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-before = status("VmRSS")
+before = rss_bytes()
 path = {path!r}
 state = checkpoint.read(path) if {way!r} == "stream" else checkpoint.decode(
     open(path, "rb").read(), path)
-print(status("VmHWM") - before)
+print(peak_rss_bytes() - before)
 """
 
 

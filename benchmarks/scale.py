@@ -88,16 +88,12 @@ def _role(pid: int, parent_role: str | None) -> str:
 def _memory(pid: int) -> tuple[int, int]:
     """(VmHWM, RssAnon) in bytes: the peak resident set (mapped store and table
     pages included) and the process's own memory now."""
-    hwm = anon = 0
+    from common.procstat import status_bytes
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1]) * 1024
-            elif line.startswith("RssAnon:"):
-                anon = int(line.split()[1]) * 1024
+        got = status_bytes(pid, "VmHWM", "RssAnon")
     except OSError:
-        pass
-    return hwm, anon
+        got = {}
+    return got.get("VmHWM", 0), got.get("RssAnon", 0)
 
 
 def du(path: Path) -> int:

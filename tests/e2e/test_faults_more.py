@@ -23,14 +23,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from common.procstat import rss_bytes
 from test_faults import ROOT, Daemons, _kill, producers_of
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS line for pid {pid}")
+    return rss_bytes(pid) // 1024
 
 
 def assert_exact(daemons: Daemons, keys=None) -> None:

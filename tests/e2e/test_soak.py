@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from common import procstat
 from procs import alive, children, cmdline
 from test_faults import Daemons
 
@@ -33,10 +34,7 @@ SAMPLE_EVERY_S = 5.0
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    return procstat.rss_bytes(pid)
 
 
 def soak_config(daemons: Daemons) -> None:

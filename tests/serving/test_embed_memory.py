@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.procstat import peak_rss_bytes
 from graphstore import build_from_arrays
 from gpu_consumer.model import build_model, export_model
 from sagewalk.config import load
@@ -100,12 +101,9 @@ def peak_rss_of_embed(tmp: Path, items: int) -> tuple[int, int]:
 
 def vm_hwm(pid: int) -> int:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+        return peak_rss_bytes(pid)
     except OSError:
-        pass
-    return 0
+        return 0
 
 
 @pytest.mark.slow

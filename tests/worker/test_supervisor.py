@@ -186,11 +186,8 @@ def test_producers_serve_metrics_and_are_listed_for_prometheus(tmp_path):
 
 
 def _rss_bytes(pid: int) -> int:
-    from pathlib import Path
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    from common.procstat import rss_bytes
+    return rss_bytes(pid)
 
 
 def test_a_stalled_trainer_keeps_producer_memory_bounded(tmp_path):
