@@ -344,3 +344,14 @@ def test_embedding_scorer_adds_the_exports_prior_column(tmp_path):
     assert (got.argmax(axis=1) == ho.item_ids.index("m5")).all()
     lat = H.time_lookups(ho, lambda b: got[:1], scorer.vectors, queries=2, prior=True)
     assert lat["embedding_seconds_per_query"] > 0
+
+
+def test_cli_help_names_every_benchmark_graph(capsys, monkeypatch):
+    from sagewalk.cli import main
+    from serving.benchgraphs import NAMES
+    monkeypatch.setenv("COLUMNS", "1000")       # argparse wraps at hyphens otherwise
+    with pytest.raises(SystemExit):
+        main(["holdout", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in NAMES:
+        assert name in text
