@@ -149,4 +149,3 @@ def _holdout(args) -> int:
                    "model_minus": {n: d.as_dict() for n, d in versus.items()}}
         Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
     return 0
-
