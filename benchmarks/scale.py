@@ -172,7 +172,7 @@ def run_phase(name: str, argv: list[str], work: Path, cap: MemoryCap | None, log
         watch.stop()
     if code != 0:
         raise SystemExit(f"scale: phase {name} failed with exit code {code}: "
-                         f"{' '.join(argv)} (log: {log.name})")
+                         f"{' '.join(argv)} (log: {log.name}){_cap_hint(cap)}")
     out = {"seconds": round(time.perf_counter() - started, 2), **memory(watch),
            "disk_peak_bytes": watch.disk_peak}
     # each phase's figures as it ends, so a run stopped part way still tells them
@@ -183,6 +183,19 @@ def run_phase(name: str, argv: list[str], work: Path, cap: MemoryCap | None, log
     if capture:
         out["stdout"] = stdout
     return out
+
+
+def _cap_hint(cap: MemoryCap | None) -> str:
+    """Why a capped phase died, where the cap's OOM killer did it."""
+    if cap is None:
+        return ""
+    report = cap.report()
+    if not report["oom_kills"]:
+        return ""
+    return (f"; the memory cap's OOM killer ended it ({report['oom_kills']} kill(s) in a cap "
+            f"of {report['limit_bytes'] / 2**20:.0f} MiB): a cap must hold each phase's own "
+            f"memory (a trainer with torch and its model, an ingest's memory_budget) besides "
+            f"the page cache; raise --memory-cap (e.g. 3G)")
 
 
 def memory(watch: Watch) -> dict:
@@ -274,8 +287,10 @@ def stages(work: Path, args, cap: MemoryCap | None, log) -> dict:
     run = work / ("run-capped" if cap else "run")
     run.mkdir()
     cfg = run / "scale.toml"
+    # An ingest's memory_budget inside a cap: at most half of it, the rest for the page cache.
+    budget = args.ingest_budget if cap is None else min(args.ingest_budget, cap.limit // 2)
     cfg.write_text(CONFIG.format(run=run, chunk=args.chunk, batch_size=args.batch_size,
-                                 dim=EMBEDDING_DIM, ingest_budget=args.ingest_budget))
+                                 dim=EMBEDDING_DIM, ingest_budget=budget))
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     sw = [sys.executable, "-m", "sagewalk"]

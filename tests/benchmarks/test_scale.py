@@ -32,3 +32,21 @@ def test_the_index_is_sq8_only_under_a_cap_its_float32_lists_would_crowd():
     assert scale.index_kind(None, 10_000_000, Cap()) == "ivf-sq8"   # 3.6 GB of lists > 2 GiB
     assert scale.index_kind(None, 333_333, Cap()) == "ivf"
     assert scale.index_kind("hnsw", 10_000_000, Cap()) == "hnsw"    # asked for: kept
+
+
+class _Cap:
+    limit = 64 << 20
+
+    def __init__(self, kills):
+        self.kills = kills
+
+    def report(self):
+        return {"cgroup": "v2", "limit_bytes": self.limit, "peak_usage_bytes": self.limit,
+                "oom_kills": self.kills}
+
+
+def test_a_phase_the_caps_oom_killer_ended_says_so_and_what_to_do():
+    hint = scale._cap_hint(_Cap(kills=1))
+    assert "OOM killer" in hint and "64 MiB" in hint and "raise --memory-cap" in hint
+    assert scale._cap_hint(_Cap(kills=0)) == ""        # died of something else: no guess
+    assert scale._cap_hint(None) == ""
