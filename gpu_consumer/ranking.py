@@ -31,6 +31,10 @@ def hit_rate(ranks: np.ndarray, k: int) -> float:
     return float(np.mean(np.asarray(ranks) <= k)) if len(ranks) else 0.0
 
 
+def scaled_reciprocal(ranks: np.ndarray, scale: float = MRR_SCALE) -> np.ndarray:
+    """Each rank's 1 / ceil(rank / scale): the term scaled MRR averages."""
+    return 1.0 / np.ceil(np.asarray(ranks, np.float64) / scale)
+
+
 def scaled_mrr(ranks: np.ndarray, scale: float = MRR_SCALE) -> float:
-    return float(np.mean(1.0 / np.ceil(np.asarray(ranks, np.float64) / scale))) \
-        if len(ranks) else 0.0
+    return float(np.mean(scaled_reciprocal(ranks, scale))) if len(ranks) else 0.0

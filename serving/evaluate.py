@@ -205,7 +205,7 @@ def rank_metrics(ranks: np.ndarray, *, ks: tuple[int, ...] = (10, 50), scale: fl
     if n == 0:
         raise EvaluationError("no ranks to summarise (no held-out pairs)")
     hits = {k: float(np.mean(ranks <= k)) for k in ks}
-    recip = 1.0 / np.ceil(ranks / scale)
+    recip = ranking.scaled_reciprocal(ranks, scale)
     mrr_se = float(np.std(recip, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
     ordered = np.sort(ranks)
     lo = int(np.clip(np.floor(n / 2 - np.sqrt(n) / 2), 0, n - 1))
@@ -256,7 +256,7 @@ def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, *,
         return float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
 
     hits = {k: mean_se((a <= k).astype(np.float64) - (b <= k)) for k in ks}
-    mrr = mean_se(1.0 / np.ceil(a / scale) - 1.0 / np.ceil(b / scale))
+    mrr = mean_se(ranking.scaled_reciprocal(a, scale) - ranking.scaled_reciprocal(b, scale))
     return PairedDifference(n, {k: v[0] for k, v in hits.items()},
                             {k: v[1] for k, v in hits.items()}, *mrr)
 
