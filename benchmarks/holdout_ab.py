@@ -3,7 +3,8 @@ number of steps.
 
     python3 benchmarks/holdout_ab.py --holdout DIR [--steps 1500]
                                      [--set sampler.positives=walks ...] [--quick]
-                                     [--save-vectors V.npy]
+                                     [--save-vectors V.npy] [--save-ranks A.npz]
+                                     [--against A.npz]
 
 DIR is a `sagewalk holdout` directory (its training store is trained on).  One
 process samples each batch with the producers' BatchBuilder and trains it with
@@ -18,6 +19,13 @@ embeddings cannot express (only for vectors without a prior of their own,
 `trainer.candidate_prior` off: theirs already carries it), and
 `mean_cosine`, the mean pairwise cosine of 1,000 sampled item embeddings
 (1.0: every item embedded alike, a collapse).
+
+Two settings compare sharpest paired over the same held-out pairs: run A with
+--save-ranks A.npz (its model's rank of every pair, per protocol), then B with
+--against A.npz, and B's report gains `minus_against`: B's model minus A's in
+each protocol, with the standard error of the per-pair difference
+(serving.evaluate.paired_difference), beside `model_minus`, the model minus
+each baseline the same way.
 Prints one JSON line.
 """
 
@@ -67,6 +75,12 @@ def main() -> None:
     parser.add_argument("--save-vectors", metavar="NPY",
                         help="Also write the exported item vectors (float32, one row an "
                              "item, [z | beta] with the prior) for scoring them again")
+    parser.add_argument("--save-ranks", metavar="NPZ",
+                        help="Also write the model's rank of every held-out pair, per "
+                             "protocol, for a later run's --against")
+    parser.add_argument("--against", metavar="NPZ",
+                        help="Another run's --save-ranks: report this model minus that one, "
+                             "paired over the same pairs")
     args = parser.parse_args()
     if args.quick:
         args.steps = 200
@@ -87,6 +101,7 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     held = ho.load_holdout(args.holdout)
     n = held.store.node_types[held.item_type]
+    other = _load_against(args.against, len(held.queries)) if args.against else None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ab.toml"
         path.write_text(BASE.format(store=held.store.path, items=n, run=tmp))
@@ -104,11 +119,46 @@ def run(args) -> dict:
               "train_seconds": round(train_s, 1),
               "final_loss": round(float(np.mean(losses[-200:])), 4),
               "mean_cosine": round(mean_cosine(unit_part(vec) if learned else vec), 4)}
+    saved = {}
     for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
-        scores = ho.evaluate(held, scorers, exclude_neighbours=exclude)
-        report[mode] = {name: r.as_dict() for name, r in scores.items()}
-        report[mode].update(baselines_for(held, exclude))
+        ranks = ho.rank_pairs(held, scorers, exclude_neighbours=exclude)
+        base = baseline_ranks(held, exclude)
+        report[mode] = {name: r.as_dict() for name, r in ho.metrics(held, ranks).items()}
+        report[mode].update({name: r.as_dict() for name, r in ho.metrics(held, base).items()})
+        minus, against = paired_rows(ranks["model"], base,
+                                     None if other is None else other[mode])
+        report.setdefault("model_minus", {})[mode] = minus
+        if against is not None:
+            report.setdefault("minus_against", {"against": args.against})[mode] = against
+        saved[mode] = ranks["model"]
+    if args.save_ranks:
+        np.savez(args.save_ranks, **saved)
     return report
+
+
+def paired_rows(model, baselines: dict, against=None) -> tuple[dict, dict | None]:
+    """The model's ranks minus each baseline's, and minus another run's
+    (`against`, or None), each paired over the same held-out pairs."""
+    from serving import holdout as ho
+    minus = {name: d.as_dict() for name, d in ho.paired({**baselines, "model": model},
+                                                        of="model").items()}
+    if against is None:
+        return minus, None
+    return minus, ho.paired({"model": model, "against": against}, of="model")["against"].as_dict()
+
+
+def _load_against(path, pairs: int) -> dict:
+    """Another run's saved ranks, checked to be of this holdout's pairs."""
+    import numpy as np
+    with np.load(path) as saved:
+        ranks = {k: np.asarray(saved[k]) for k in saved.files}
+    for mode in ("all_items", "beyond_neighbours"):
+        if mode not in ranks or ranks[mode].shape != (pairs,):
+            got = ranks[mode].shape if mode in ranks else "nothing"
+            raise SystemExit(f"--against {path}: expected {mode!r} ranks of this holdout's "
+                             f"{pairs} pairs (a --save-ranks file of a run on the same "
+                             f"holdout), found {got}")
+    return ranks
 
 
 def mean_cosine(vectors, sample: int = 1000, seed: int = 0) -> float:

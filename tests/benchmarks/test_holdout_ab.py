@@ -23,3 +23,29 @@ def test_mean_cosine_is_a_mean_of_cosines(n, d, seed):
     u = v / np.linalg.norm(v, axis=1, keepdims=True)
     # Fewer rows than the sample: every row is used, so it is the exact mean.
     assert mean_cosine(v) == pytest.approx(float((u @ u.T).mean()), abs=1e-9)
+
+
+def test_paired_rows_subtract_each_baseline_and_the_other_run():
+    from benchmarks.holdout_ab import paired_rows
+    model = np.array([1, 30, 5, 70])
+    minus, against = paired_rows(model, {"ppr": model + 10, "popularity": model},
+                                 against=np.array([1, 3, 50, 70]))
+    # hits@10: model [1, 0, 1, 0], ppr [0, 0, 0, 0], popularity the model's own
+    assert minus["ppr"]["hr@10_diff"] == 0.5
+    assert minus["popularity"]["hr@10_diff"] == 0.0
+    assert minus["popularity"]["hr@10_diff_se"] == 0.0
+    # the other run's hits@10 [1, 1, 0, 0]: the same count, different pairs
+    assert against["hr@10_diff"] == 0.0
+    assert against["hr@10_diff_se"] > 0
+    assert paired_rows(model, {"ppr": model})[1] is None
+
+
+def test_against_a_file_of_other_pairs_says_what_it_expected(tmp_path):
+    from benchmarks.holdout_ab import _load_against
+    np.savez(tmp_path / "a.npz", all_items=np.ones(5), beyond_neighbours=np.ones(5))
+    assert set(_load_against(tmp_path / "a.npz", 5)) == {"all_items", "beyond_neighbours"}
+    with pytest.raises(SystemExit, match="expected 'all_items' ranks of this holdout's 7 pairs"):
+        _load_against(tmp_path / "a.npz", 7)
+    np.savez(tmp_path / "b.npz", all_items=np.ones(5))
+    with pytest.raises(SystemExit, match="found nothing"):
+        _load_against(tmp_path / "b.npz", 5)
