@@ -55,25 +55,38 @@ def ranked_visits(graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,
     out_item = np.empty((n, top_k), np.int64)
     out_cnt = np.empty((n, top_k), np.int64)
     out_ctx = np.empty((n, top_k if track_context else 0), np.int64)
-    if n:
-        paged = graph.paged if graph.choice is None else graph.choice.next_paged(graph)
+    steps = num_walks * walk_length
+    plan = [] if n == 0 else [(graph.paged, n)] if graph.choice is None \
+        else graph.choice.plan(n, steps)
+    lo = 0
+    for paged, count in plan:
+        hi = lo + count
+        cut = ban_ptr[lo:hi + 1]
+        bans = (cut - cut[0], ban_items[cut[0]:cut[-1]])
+        if graph.choice is not None:
+            graph.choice.advise(graph, paged)
         started = time.perf_counter()
-        if paged:   # not in memory: sampler/paging.py, same neighbourhoods
-            status = paged_visits(graph, seeds, ban_ptr, ban_items, num_walks, walk_length,
-                                  float(restart_prob), top_k, seed64(seed), out_item, out_cnt,
-                                  out_ctx)
-        else:
-            block = max(1, _WALKS_PER_BLOCK // num_walks)
-            status = neighbourhood_kernel(
-                graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item, graph.type_cum,
-                seeds, ban_ptr, ban_items, num_walks, walk_length, float(restart_prob), top_k,
-                seed64(seed), threads, block, out_item, out_cnt, out_ctx)
+        status = _walk(graph, paged, seeds[lo:hi], bans, num_walks, walk_length, restart_prob,
+                       top_k, seed, threads, out_item[lo:hi], out_cnt[lo:hi], out_ctx[lo:hi])
         if status == BAD_ID:
             raise graph.corrupt_error(f"walks from {n} {graph.item_type} seeds")
         if graph.choice is not None:
-            graph.choice.record(paged, n * num_walks * walk_length,
-                                time.perf_counter() - started)
+            graph.choice.record(paged, count * steps, time.perf_counter() - started)
+        lo = hi
     return VisitRanking(out_item, out_cnt, out_ctx)
+
+
+def _walk(graph, paged, seeds, bans, num_walks, walk_length, restart_prob, top_k, seed,
+          threads, out_item, out_cnt, out_ctx) -> int:
+    """One kernel over `seeds`, writing their rows of the outputs."""
+    if paged:   # not in memory: sampler/paging.py, same neighbourhoods
+        return paged_visits(graph, seeds, bans[0], bans[1], num_walks, walk_length,
+                            float(restart_prob), top_k, seed64(seed), out_item, out_cnt, out_ctx)
+    block = max(1, _WALKS_PER_BLOCK // num_walks)
+    return neighbourhood_kernel(
+        graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item, graph.type_cum,
+        seeds, bans[0], bans[1], num_walks, walk_length, float(restart_prob), top_k,
+        seed64(seed), threads, block, out_item, out_cnt, out_ctx)
 
 
 def pinsage_neighbourhoods(walk_graph: WalkGraph, seeds, *, num_walks: int, walk_length: int,

@@ -158,33 +158,40 @@ def should_page(graph, mode: str, limit: int | None = None) -> bool:
 class WalkChoice:
     """Which kernel runs the next walks of a store too big to stay cached
     (sampler.paged_walks = 'auto'): the one with the higher steps/s measured
-    on this store by this process.  Both give the same neighbourhoods; only
-    the speed differs, and it moves with the share of the CSR the page cache
-    holds, which no rule on sizes reads (paged walks 20-40x plain on a cold
-    CSR in a cap smaller than it, 0.2-0.5x plain in caps that cache most of
-    it: benchmarks/RESULTS.md, *scale*).
+    on this store by this process.  Both give the same neighbourhoods (a
+    walk's random stream is keyed by its seed item, not its place in a call),
+    so a call may run on both, one slice of its seeds each; only the speed
+    differs, and it moves with the share of the CSR the page cache holds,
+    which no rule on sizes reads (paged walks 20-40x plain on a cold CSR in a
+    cap smaller than it, 0.2-0.5x plain in caps that cache most of it:
+    benchmarks/RESULTS.md, *scale*).
 
-    Calls alternate, paged first, until each kernel has PROBES measured calls
-    (its first call is not measured: it loads the compiled kernels); then the
-    faster runs, and once in EXPLORE_EVERY x (how many times faster it is)
-    calls the other, so a cache that fills or empties turns the choice while
-    the slower kernel's calls take about 1/EXPLORE_EVERY of the time however
-    slow it is.  A rate is steps / seconds over a kernel's last WINDOW
-    measured calls, except that an exploring call replaces the explored
-    kernel's window: its older calls ran on an older cache (in a cap that
-    fits most of the CSR, plain's cold probes read around and warm the
-    cache the later paged calls find, and those stale figures would keep
-    the choice on paged; docs/scale.md), while the running kernel's window
-    is its latest calls, on the cache as it is now."""
+    A kernel is measured on a slice: the first seeds of a call, at most
+    PROBE_STEPS walk steps (at least one seed; half the call when it is
+    small), the rest of the call running on the other kernel.  Until each
+    kernel has PROBES measured calls (its first is not measured: it loads
+    the compiled kernels), every call measures plain on such a slice and
+    runs the rest paged: plain on a cold CSR in a cap is bound by one fault
+    at a time (3k steps/s measured), and a whole minibatch's walks, a
+    million steps, took it minutes.  Then the faster runs whole calls, and
+    once in EXPLORE_EVERY x (how many times faster it is) calls the other
+    measures itself on a slice again, so a cache that fills or empties
+    turns the choice.  A rate is steps / seconds over a kernel's last
+    WINDOW measured calls, except that an exploring call replaces the
+    explored kernel's window: its older calls ran on an older cache (in a
+    cap that fits most of the CSR, plain's cold probes read around and warm
+    the cache the later paged calls find, and those stale figures would
+    keep the choice on paged; docs/scale.md), while the running kernel's
+    window is its latest calls, on the cache as it is now."""
 
     PROBES = 3
     EXPLORE_EVERY = 16
     WINDOW = 8
+    PROBE_STEPS = 1 << 14
 
     def __init__(self) -> None:
         from collections import deque
         self._runs = {kernel: deque(maxlen=self.WINDOW) for kernel in (True, False)}
-        self._calls = 0
         self._since_other = 0
         self._advised = True           # prepare() leaves the arrays random-access
         self.calls_run = {True: 0, False: 0}      # calls each kernel ran (paged: True)
@@ -201,27 +208,33 @@ class WalkChoice:
         """True: paged is ahead; None while probing."""
         return self._best
 
-    def next_paged(self, graph=None) -> bool:
-        """The kernel for the next call; with `graph`, its walk arrays advised
-        for that kernel (paged: random access; plain: the default read-around,
-        which plain faulting fills the cache with when the store fits)."""
-        paged = self._next()
-        if graph is not None and paged != self._advised:
+    def plan(self, seeds: int, steps_per_seed: int) -> list[tuple[bool, int]]:
+        """The kernels a call of `seeds` seeds runs, in order, each over the
+        next `count` seeds: [(paged, count), ...], counts summing to `seeds`."""
+        if self._best is None:
+            trial, main = False, True
+        else:
+            self._since_other += 1
+            gap = self.rate(self._best) / max(self.rate(not self._best), 1e-9)
+            if self._since_other < self.EXPLORE_EVERY * max(1.0, gap):
+                return [(self._best, seeds)]
+            self._since_other = 0
+            trial, main = not self._best, self._best
+        if seeds <= 1:
+            if self._best is None:   # nothing to split: alternate, the less run first
+                trial = self.calls_run[True] < self.calls_run[False]
+            return [(trial, seeds)]
+        part = min(seeds // 2, max(1, self.PROBE_STEPS // max(1, steps_per_seed)))
+        return [(trial, part), (main, seeds - part)]
+
+    def advise(self, graph, paged: bool) -> None:
+        """The graph's walk arrays advised for the kernel about to run (paged:
+        random access; plain: the default read-around, which plain faulting
+        fills the cache with when the store fits)."""
+        if paged != self._advised:
             for array in (graph.item_ptr, graph.item_ctx, graph.ctx_ptr, graph.ctx_item):
                 advise_random(array, paged)
             self._advised = paged
-        return paged
-
-    def _next(self) -> bool:
-        self._calls += 1
-        if self._best is None:      # probing: paged, plain, paged, ...
-            return self._calls % 2 == 1
-        self._since_other += 1
-        gap = self.rate(self._best) / max(self.rate(not self._best), 1e-9)
-        if self._since_other >= self.EXPLORE_EVERY * max(1.0, gap):
-            self._since_other = 0
-            return not self._best
-        return self._best
 
     def record(self, paged: bool, steps: int, seconds: float) -> None:
         self.calls_run[paged] += 1
