@@ -219,11 +219,24 @@ class TrainingSession:
             self.stop("time_budget")
             return
         self._run_started = self.clock()
+        if budget and self.rank.world_size == 1 and hasattr(stream, "give_up"):
+            # The budget is checked between steps; a stream that waits for data
+            # is told too, or producers slower than the budget (a cold store in
+            # a memory cap) would keep the trainer past it.  Several ranks stop
+            # together after a step (_after_step), so only a lone rank is told.
+            stream.give_up = lambda: self.elapsed_seconds() >= budget
         try:
             if not self._train_own_batches(stream) and self.rank.world_size > 1:
                 self._idle_to_the_end()
         finally:
             self.run_state.trained_seconds, self._run_started = self.elapsed_seconds(), None
+        if getattr(stream, "gave_up", False) and not self.stop_reason:
+            log.warning("trainer.time_budget_s = %g s spent waiting for a batch after step %d "
+                        "(lr %.3g, the decay not finished): the producers were slower than "
+                        "the budget; the data-wait ratio in run_summary.json says by how much",
+                        budget, self.trainer.step, self.trainer.current_lr())
+            self.run_state.budget_spent = True
+            self.stop("time_budget")
         if not self.stop_reason:
             self.stop_reason = "completed"
 

@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 import warnings
+from typing import Callable
 
 from gpu_consumer.ledger import EpochPlan, Ledger
 from gpu_consumer.receiver import to_tensor_batch
@@ -53,6 +54,10 @@ class BatchStream:
         self._close_lock = threading.Lock()
         self._delivered = 0
         self.data_wait_seconds = 0.0
+        # Checked while waiting for a batch: once true the iteration ends (the
+        # trainer's wall-clock budget spent while the producers are slow).
+        self.give_up: Callable[[], bool] | None = None
+        self.gave_up = False
 
     def start(self) -> "BatchStream":
         """Bind the trainer endpoint and start receiving; returns self."""
@@ -158,4 +163,7 @@ class BatchStream:
                         and self._delivered == self.ledger.accepted_count):
                     return None
                 if self._stop.is_set():
+                    return None
+                if self.give_up is not None and self.give_up():
+                    self.gave_up = True
                     return None

@@ -234,3 +234,36 @@ def test_resume_carries_the_budget_spent(store, tmp_path):
     spent.restore()
     spent.run(ClockedBatches(clock, spent.builder, spent.plan, spent.run_state.cursor))
     assert spent.stop_reason == "time_budget" and spent.trainer.step == resumed.trainer.step
+
+
+class StarvedBatches(ClockedBatches):
+    """Batches until `after`, then none: the producers fall silent while the
+    clock runs, as a stream waiting on slow producers does (give_up is what
+    BatchStream checks between its waits)."""
+
+    def __init__(self, clock, after, *args):
+        super().__init__(clock, *args)
+        self.after, self.give_up, self.gave_up = after, None, False
+
+    def __iter__(self):
+        for i, tbatch in enumerate(super().__iter__()):
+            if i == self.after:
+                break
+            yield tbatch
+        while not (self.give_up is not None and self.give_up()):
+            self.clock.now += 7.0
+        self.gave_up = True
+
+
+def test_a_budget_spent_waiting_for_data_stops_the_run(store, tmp_path):
+    clock = StepClock(per_batch=1.0)
+    s = budget_session(store, tmp_path, clock, "trainer.time_budget_s=100")
+    s.run(StarvedBatches(clock, 3, s.builder, s.plan))
+    assert s.stop_reason == "time_budget" and s.trainer.step == 3
+    assert s.run_state.budget_spent
+    assert 100 <= s.elapsed_seconds() < 107
+    # without a budget the stream is not told to give up
+    free = budget_session(store, tmp_path / "free", clock, "trainer.max_steps=2")
+    stream = StarvedBatches(clock, 5, free.builder, free.plan)
+    free.run(stream)
+    assert stream.give_up is None and free.stop_reason == "max_steps"

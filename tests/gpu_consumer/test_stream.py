@@ -132,3 +132,13 @@ def test_producer_survives_a_trainer_restart(tmp_path):
     producer.stop()
     assert producer.producer.session >= 1  # it noticed and joined the new trainer
     assert sorted(first + second) == [(0, b) for b in range(40)]
+
+
+def test_a_stream_told_to_give_up_ends_while_no_batch_comes(tmp_path):
+    # No producer: without give_up the iteration would wait for ever.
+    cfg = worker_cfg(tmp_path)
+    with BatchStream(cfg, digest=SyntheticBuilder.digest, plan=plan()) as stream:
+        asked = []
+        stream.give_up = lambda: asked.append(1) or len(asked) >= 3
+        assert consume(stream) == []
+        assert stream.gave_up and len(asked) == 3
