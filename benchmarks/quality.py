@@ -270,7 +270,9 @@ def _train_and_score(held, method: str, minutes: float, out: Path,
 def paired_section(held, methods: list[str], out: Path, seeds: tuple[int, ...]) -> dict:
     """Per protocol and training seed: each method minus each baseline, and
     each later method minus the first (the reference of an ablation), paired
-    over the same held-out pairs (serving.evaluate.paired_difference)."""
+    over the same held-out pairs (serving.evaluate.paired_difference).  With
+    several seeds, also each of those over the seeds' mean (seed i against
+    seed i, then each pair's difference averaged over the seeds)."""
     from benchmarks.holdout_ab import baseline_ranks
     from serving.evaluate import paired_difference
     runs = {"": ""} if seeds == (0,) else {f"seed-{s}": f" (seed {s})" for s in seeds}
@@ -278,11 +280,18 @@ def paired_section(held, methods: list[str], out: Path, seeds: tuple[int, ...]) 
     for mode, exclude in MODES:
         base = baseline_ranks(held, exclude)
         rows = {}
-        for run, label in runs.items():
-            ranks = {m: np.load(out / m / run / "ranks.npz")[mode] for m in methods}
+        per_run = {run: {m: np.load(out / m / run / "ranks.npz")[mode] for m in methods}
+                   for run in runs}
+        labelled = list(runs.items())
+        if len(runs) > 1:       # the seeds' mean: [seeds, pairs] rows, paired seed by seed
+            labelled.append(("mean", f" (mean of seeds {', '.join(map(str, seeds))})"))
+            per_run["mean"] = {m: np.stack([per_run[run][m] for run in runs]) for m in methods}
+        for run, label in labelled:
+            ranks = per_run[run]
             for m in methods:
                 for b, r in base.items():
-                    rows[f"{m} - {b}{label}"] = paired_difference(ranks[m], r).as_dict()
+                    ref = np.broadcast_to(r, ranks[m].shape)     # a baseline has one run
+                    rows[f"{m} - {b}{label}"] = paired_difference(ranks[m], ref).as_dict()
             for m in methods[1:]:
                 rows[f"{m} - {methods[0]}{label}"] = paired_difference(
                     ranks[m], ranks[methods[0]]).as_dict()

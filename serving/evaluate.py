@@ -242,17 +242,25 @@ class PairedDifference:
 
 def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, *,
                       ks: tuple[int, ...] = (10, 50), scale: float = 100.0) -> PairedDifference:
-    """A minus B (1-based ranks of the same pairs, in the same order)."""
+    """A minus B (1-based ranks of the same pairs, in the same order).
+
+    Either one rank per pair ([pairs]) or one row per training run
+    ([runs, pairs], run i of A against run i of B, e.g. the same seed): then
+    each pair's difference is its mean over the runs, so the SE is that of
+    the runs' mean over these pairs (training noise averaged, pair sampling
+    not, as it is shared)."""
     a = np.asarray(ranks_a, np.float64)
     b = np.asarray(ranks_b, np.float64)
-    if a.shape != b.shape or a.ndim != 1:
+    if a.shape != b.shape or a.ndim not in (1, 2) or 0 in a.shape[:-1]:
         raise EvaluationError(f"paired ranks must be two equally long lists (one rank per "
-                              f"held-out pair, same order), got shapes {a.shape} and {b.shape}")
-    n = len(a)
+                              f"held-out pair, same order), or two equal [runs, pairs] "
+                              f"arrays, got shapes {a.shape} and {b.shape}")
+    n = a.shape[-1]
     if n < 2:
         raise EvaluationError(f"a paired difference needs two pairs or more, got {n}")
 
     def mean_se(d: np.ndarray) -> tuple[float, float]:
+        d = d.reshape(-1, n).mean(axis=0)        # per pair, over the runs
         return float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
 
     hits = {k: mean_se((a <= k).astype(np.float64) - (b <= k)) for k in ks}

@@ -70,7 +70,8 @@ def test_paired_section_pairs_methods_with_baselines_and_the_reference(tmp_path)
     section = paired_section(_Held(tmp_path), ["pinsage", "pinsage-uniform"],
                              tmp_path / "out", (0, 1))
     rows = section["all_items"]
-    assert set(rows) == {f"{m} - {ref} (seed {s})" for s in (0, 1)
+    assert set(rows) == {f"{m} - {ref} ({run})" for run in ("seed 0", "seed 1",
+                                                             "mean of seeds 0, 1")
                          for m, ref in (("pinsage", "ppr"), ("pinsage-uniform", "ppr"),
                                         ("pinsage-uniform", "pinsage"))}
     # ranks 1, 30, 5, 70 against 11, 40, 15, 80: hits@10 [1, 0, 1, 0] - [0, 0, 0, 0]
@@ -78,3 +79,6 @@ def test_paired_section_pairs_methods_with_baselines_and_the_reference(tmp_path)
     # uniform's 10, 39, 14, 79: one hit fewer than pinsage's two
     assert rows["pinsage-uniform - pinsage (seed 1)"]["hr@10_diff"] == -0.25
     assert section["beyond_neighbours"]["pinsage - ppr (seed 0)"]["hr@10_diff"] == 1.0
+    # both seeds' ranks are the same here, so their mean is either seed's
+    mean = rows["pinsage-uniform - pinsage (mean of seeds 0, 1)"]
+    assert mean == rows["pinsage-uniform - pinsage (seed 0)"]

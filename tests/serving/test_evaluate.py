@@ -127,6 +127,33 @@ def test_paired_difference_is_the_metrics_difference_and_antisymmetric(pairs):
     assert same.hit_rate[10] == 0 and same.hit_rate_se[10] == 0 and same.mrr_se == 0
 
 
+def test_paired_difference_over_runs_averages_each_pair_first():
+    # two runs (seeds) of A and of B on the same three pairs
+    a = np.array([[1, 50, 5], [20, 3, 5]])
+    b = np.array([[9, 9, 90], [9, 90, 90]])
+    d = paired_difference(a, b, ks=(10,), scale=100)
+    # hits a [[1, 0, 1], [0, 1, 1]], b [[1, 1, 0], [1, 0, 0]]: per run [0, -1, 1], [-1, 1, 1]
+    # per pair, the runs' mean: [-0.5, 0, 1]
+    assert d.pairs == 3 and d.hit_rate[10] == pytest.approx(0.5 / 3)
+    assert d.hit_rate_se[10] == pytest.approx(np.std([-0.5, 0, 1], ddof=1) / np.sqrt(3))
+    # one run as a row is the 1-D difference
+    one = paired_difference(a[:1], b[:1]).as_dict()
+    assert one == paired_difference(a[0], b[0]).as_dict()
+    with pytest.raises(EvaluationError, match=r"\[runs, pairs\]"):
+        paired_difference(a, b[:1])
+    with pytest.raises(EvaluationError, match=r"\[runs, pairs\]"):
+        paired_difference(np.zeros((0, 3)), np.zeros((0, 3)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 4))
+def test_runs_that_agree_give_the_one_run_difference(seed, runs):
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(1, 200, 50), rng.integers(1, 200, 50)
+    many = paired_difference(np.tile(a, (runs, 1)), np.tile(b, (runs, 1))).as_dict()
+    assert many == paired_difference(a, b).as_dict()
+
+
 def test_paired_difference_of_correlated_runs_is_sharper_than_independent_ses():
     rng = np.random.default_rng(0)
     a = rng.integers(1, 100, 3000)
