@@ -25,7 +25,13 @@ Two settings compare sharpest paired over the same held-out pairs: run A with
 --against A.npz, and B's report gains `minus_against`: B's model minus A's in
 each protocol, with the standard error of the per-pair difference
 (serving.evaluate.paired_difference), beside `model_minus`, the model minus
-each baseline the same way.
+each baseline the same way.  Several seeds of each pair up as their mean:
+
+    python3 benchmarks/holdout_ab.py --mean-of A0.npz,A1.npz,A2.npz --minus B0.npz,B1.npz,B2.npz
+
+trains nothing and prints, per protocol, A minus B with each pair's
+difference averaged over the runs (run i of A against run i of B), and the
+SE of that mean over the pairs.
 Prints one JSON line.
 """
 
@@ -67,7 +73,7 @@ run_dir = "{run}"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--holdout", required=True, help="`sagewalk holdout` directory")
+    parser.add_argument("--holdout", help="`sagewalk holdout` directory")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -81,10 +87,43 @@ def main() -> None:
     parser.add_argument("--against", metavar="NPZ",
                         help="Another run's --save-ranks: report this model minus that one, "
                              "paired over the same pairs")
+    parser.add_argument("--mean-of", metavar="A0.npz,A1.npz,...",
+                        help="Saved ranks (--save-ranks) of several runs of one setting: "
+                             "with --minus, pair their mean against another's; trains nothing")
+    parser.add_argument("--minus", metavar="B0.npz,B1.npz,...",
+                        help="The other setting's runs, in the same order (seed by seed)")
     args = parser.parse_args()
+    if args.mean_of or args.minus:
+        if not (args.mean_of and args.minus):
+            parser.error("--mean-of and --minus go together")
+        print(json.dumps(mean_minus(args.mean_of.split(","), args.minus.split(","))), flush=True)
+        return
+    if not args.holdout:
+        parser.error("--holdout is required to train")
     if args.quick:
         args.steps = 200
     print(json.dumps(run(args)), flush=True)
+
+
+def mean_minus(a_files: list[str], b_files: list[str]) -> dict:
+    """Per protocol, runs A minus runs B (saved ranks, run i against run i),
+    each pair's difference averaged over the runs (serving.evaluate)."""
+    import numpy as np
+    from serving.evaluate import paired_difference
+    if len(a_files) != len(b_files):
+        raise SystemExit(f"--mean-of has {len(a_files)} runs and --minus {len(b_files)}; "
+                         "pair them run by run (seed by seed)")
+    a = [_load_against(f, None) for f in a_files]
+    b = [_load_against(f, None) for f in b_files]
+    out = {"mean_of": a_files, "minus": b_files}
+    for mode in ("all_items", "beyond_neighbours"):
+        shapes = {r[mode].shape for r in a + b}
+        if len(shapes) != 1:
+            raise SystemExit(f"{mode}: the runs rank different numbers of pairs {sorted(shapes)}; "
+                             "every file must come from the same holdout")
+        out[mode] = paired_difference(np.stack([r[mode] for r in a]),
+                                      np.stack([r[mode] for r in b])).as_dict()
+    return out
 
 
 def run(args) -> dict:
@@ -147,17 +186,19 @@ def paired_rows(model, baselines: dict, against=None) -> tuple[dict, dict | None
     return minus, ho.paired({"model": model, "against": against}, of="model")["against"].as_dict()
 
 
-def _load_against(path, pairs: int) -> dict:
-    """Another run's saved ranks, checked to be of this holdout's pairs."""
+def _load_against(path, pairs: int | None) -> dict:
+    """Another run's saved ranks, checked to be of this holdout's pairs (any
+    number of them with pairs None)."""
     import numpy as np
     with np.load(path) as saved:
         ranks = {k: np.asarray(saved[k]) for k in saved.files}
     for mode in ("all_items", "beyond_neighbours"):
-        if mode not in ranks or ranks[mode].shape != (pairs,):
+        if mode not in ranks or ranks[mode].ndim != 1 or (
+                pairs is not None and ranks[mode].shape != (pairs,)):
             got = ranks[mode].shape if mode in ranks else "nothing"
-            raise SystemExit(f"--against {path}: expected {mode!r} ranks of this holdout's "
-                             f"{pairs} pairs (a --save-ranks file of a run on the same "
-                             f"holdout), found {got}")
+            which = "" if pairs is None else f" of this holdout's {pairs} pairs"
+            raise SystemExit(f"{path}: expected {mode!r} ranks{which} (a --save-ranks file "
+                             f"of a run on the same holdout), found {got}")
     return ranks
 
 

@@ -49,3 +49,25 @@ def test_against_a_file_of_other_pairs_says_what_it_expected(tmp_path):
     np.savez(tmp_path / "b.npz", all_items=np.ones(5))
     with pytest.raises(SystemExit, match="found nothing"):
         _load_against(tmp_path / "b.npz", 5)
+
+
+def test_mean_of_runs_minus_runs_pairs_seed_by_seed(tmp_path):
+    from benchmarks.holdout_ab import mean_minus
+    from serving.evaluate import paired_difference
+    rng = np.random.default_rng(3)
+    a = [rng.integers(1, 100, 40) for _ in range(3)]
+    b = [rng.integers(1, 100, 40) for _ in range(3)]
+    for name, runs in (("a", a), ("b", b)):
+        for i, r in enumerate(runs):
+            np.savez(tmp_path / f"{name}{i}.npz", all_items=r, beyond_neighbours=r // 2 + 1)
+    files = lambda name: [str(tmp_path / f"{name}{i}.npz") for i in range(3)]
+    out = mean_minus(files("a"), files("b"))
+    assert out["all_items"] == paired_difference(np.stack(a), np.stack(b)).as_dict()
+    # one run each is the single paired difference
+    one = mean_minus(files("a")[:1], files("b")[:1])
+    assert one["beyond_neighbours"] == paired_difference(a[0] // 2 + 1, b[0] // 2 + 1).as_dict()
+    with pytest.raises(SystemExit, match="run by run"):
+        mean_minus(files("a"), files("b")[:2])
+    np.savez(tmp_path / "short.npz", all_items=np.ones(7), beyond_neighbours=np.ones(7))
+    with pytest.raises(SystemExit, match="different numbers of pairs"):
+        mean_minus(files("a")[:1], [str(tmp_path / "short.npz")])
