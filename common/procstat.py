@@ -18,11 +18,13 @@ def status_bytes(pid: int | str = "self", *fields: str) -> dict[str, int]:
 
 
 def rss_bytes(pid: int | str = "self") -> int:
-    """The resident set now (VmRSS)."""
-    return status_bytes(pid, "VmRSS")["VmRSS"]
+    """The resident set now (VmRSS); 0 for a process that has exited and
+    not been reaped (a zombie's status has no memory lines)."""
+    return status_bytes(pid, "VmRSS").get("VmRSS", 0)
 
 
 def peak_rss_bytes(pid: int | str = "self") -> int:
     """The peak resident set so far (VmHWM): it only rises, so a poll's last
-    value is the peak up to then."""
-    return status_bytes(pid, "VmHWM")["VmHWM"]
+    value is the peak up to then; 0 for an exited, unreaped process (whose
+    peak a poll before its exit has already read)."""
+    return status_bytes(pid, "VmHWM").get("VmHWM", 0)

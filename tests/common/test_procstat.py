@@ -29,3 +29,15 @@ def test_another_process_and_one_that_is_gone():
         child.communicate(b"")
     with pytest.raises(OSError):
         rss_bytes(child.pid)
+
+
+def test_an_exited_child_not_yet_reaped_reads_zero():
+    # A poller sees this between a child's exit and its wait(): the zombie's
+    # status file is still there, without memory lines.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)   # exited, left unreaped
+    try:
+        assert status_bytes(child.pid, "VmHWM", "VmRSS") == {}
+        assert peak_rss_bytes(child.pid) == 0 and rss_bytes(child.pid) == 0
+    finally:
+        child.wait()
