@@ -179,11 +179,12 @@ def paired_rows(model, baselines: dict, against=None) -> tuple[dict, dict | None
     """The model's ranks minus each baseline's, and minus another run's
     (`against`, or None), each paired over the same held-out pairs."""
     from serving import holdout as ho
+    from serving.evaluate import paired_difference
     minus = {name: d.as_dict() for name, d in ho.paired({**baselines, "model": model},
                                                         of="model").items()}
     if against is None:
         return minus, None
-    return minus, ho.paired({"model": model, "against": against}, of="model")["against"].as_dict()
+    return minus, paired_difference(model, against).as_dict()
 
 
 def _load_against(path, pairs: int | None) -> dict:

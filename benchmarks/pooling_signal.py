@@ -101,7 +101,7 @@ def _nearest_is_own(x: np.ndarray, centres: np.ndarray, own: np.ndarray) -> floa
 
 
 def graph_figures(name: str, holdouts: Path, specs, queries: int, seed: int = 0) -> dict:
-    from graphstore.synth import SynthParams, community_features
+    from graphstore.synth import community_features
     from sampler.graph import WalkGraph
     from sampler.neighbourhoods import pinsage_neighbourhoods
     from serving import benchgraphs
@@ -111,14 +111,13 @@ def graph_figures(name: str, holdouts: Path, specs, queries: int, seed: int = 0)
         raise SystemExit(f"{name}: no item features to pool; pick a graph with features "
                          f"({', '.join(n for n, g in benchgraphs.SYNTH.items() if g.features)})")
     held = load_holdout(holdouts / name / "holdout")
-    params = SynthParams(s.rows, s.items, s.users, s.communities, s.seed,
-                         subcommunities=s.subcommunities, p_sub=s.p_sub)
+    params = s.params()
     features = np.asarray(held.store.features(held.item_type), np.float32)
     n = features.shape[0]
     generated = np.array(held.store.ids(held.item_type).to_external(np.arange(n)), np.int64)
-    centres_of_items = community_features(params, features.shape[1], 0.0)  # noise 0: the centres
     L = params.num_leaves
-    centres = centres_of_items[:L]          # item j's centre is leaf j % L's: items 0..L-1 cover them
+    # noise 0: the centres; item j's is leaf j % L's, so items 0..L-1 are the L centres
+    centres = community_features(params, features.shape[1], 0.0, 0, L)
     label, community = generated % L, generated % params.num_communities
     pick = np.random.default_rng(seed).choice(len(held.queries),
                                               min(queries, len(held.queries)), replace=False)

@@ -67,6 +67,12 @@ class Synth:
     subcommunities: int = 1       # leaves per community (graphstore.synth)
     p_sub: float = 0.0
 
+    def params(self):
+        """The generator's parameters of this graph's edges (graphstore.synth)."""
+        from graphstore.synth import SynthParams
+        return SynthParams(self.rows, self.items, self.users, self.communities, self.seed,
+                           subcommunities=self.subcommunities, p_sub=self.p_sub)
+
 
 SYNTH = {"synth-10k": Synth(420_000, 10_000, 50_000),
          "synth-50k": Synth(2_200_000, 50_000, 250_000),
@@ -121,10 +127,9 @@ def build_store(name: str, out: Path, cache: str | Path | None = None) -> None:
         dataset = fetch(name, Path(cache) if cache else default_cache())
         ingest(load_spec(dataset / "spec-notext.toml"), out, options, overwrite=True)
         return
-    from graphstore.synth import SynthParams, write_inputs, write_tsv
+    from graphstore.synth import write_inputs, write_tsv
     s = SYNTH[name]
-    params = SynthParams(s.rows, s.items, s.users, s.communities, s.seed,
-                         subcommunities=s.subcommunities, p_sub=s.p_sub)
+    params = s.params()
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}-edges-", dir=out.parent))
     try:
