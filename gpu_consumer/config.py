@@ -71,6 +71,11 @@ class TrainerConfig:
         "scores.  Off, z is trained on cosines alone and beta is added where the vectors "
         "are served (index, evaluation); off scored higher on all four held-out-edge graphs "
         "(docs/quality.md, session 6).  A learned beta is always in the loss.")
+    calibrate_prior: bool = setting(
+        False, "With prior_source='degree' (not in the loss): at the end of the run, scale "
+        "beta by the factor in 0..2 (eighths) under which the sampler's held-out pairs rank "
+        "best, so the popularity added where served is as much as this graph's pairs show "
+        "(docs/quality.md, session 16).  Recorded in run_summary.json.")
     hard_negative_schedule: tuple[int, ...] = setting(
         [], "Hard negatives per example in epoch 1, 2, ...; empty means PinSage's n-1 at "
         "epoch n.")

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Protocol
 
 from common.errors import ConfigError, SagewalkError
@@ -31,6 +31,7 @@ from gpu_consumer.layers import ModelError
 from gpu_consumer.ledger import EpochPlan
 from gpu_consumer.loss import hard_negatives_for
 from gpu_consumer.model import build_model, export_model
+from gpu_consumer.prior import degree_prior, degree_scale
 from gpu_consumer.run_state import RunState
 from gpu_consumer.train import Trainer, resolve_device
 from gpu_consumer.validator import Validator
@@ -80,6 +81,7 @@ class TrainingSession:
         self.plan = EpochPlan(self.cfg.epochs, num_batches=self.epoch_batches,
                               hard_negatives=self.hard_negatives, base_seed=config.sampler.seed,
                               rank=self.rank.rank, world_size=self.rank.world_size)
+        self.store = store
         model = build_model(self.cfg, store, config.sampler)
         self.trainer = Trainer(model, self.cfg, total_steps=self.total_steps(),
                                device=self.device)
@@ -367,10 +369,13 @@ class TrainingSession:
     def finish(self, *, export: bool = True) -> dict:
         """Final validation (unless stopped by a signal), checkpoint and model
         export (rank 0); the run's training figures."""
-        validated = self.validator.validated_at(self.trainer.step)
+        trained = self.stop_reason in ("completed", "max_steps", "early_stopping", "time_budget")
+        calibration = None
+        if self.rank.is_main and self.trainer.step and trained and self._calibrates():
+            calibration = self.calibrate_prior()
+        validated = self.validator.validated_at(self.trainer.step) and calibration is None
         if (self.rank.is_main and self.cfg.validate_every and self.trainer.step and not validated
-                and self.stop_reason in ("completed", "max_steps", "early_stopping",
-                                         "time_budget")):
+                and trained):
             self.validate()
         self.save_checkpoint()
         model_path = None
@@ -385,9 +390,32 @@ class TrainingSession:
                 "stop_reason": self.stop_reason, "validation": self.validator.history,
                 **self.budget_figures(),
                 "best_hit_rate": self.validator.best,
+                "prior_calibration": calibration,
                 "model_path": model_path,
                 "device": str(self.device), "bf16": self.trainer.bf16,
                 "world_size": self.rank.world_size}
+
+    def _calibrates(self) -> bool:
+        c = self.cfg
+        return bool(c.calibrate_prior and c.candidate_prior and str(c.prior_source) == "degree"
+                    and not c.prior_in_loss)
+
+    def calibrate_prior(self) -> dict | None:
+        """Set the degree prior's table to f·s·log(1 + degree), s the softmax's
+        scale and f the factor the held-out pairs pick (Validator.calibrate_prior),
+        so the exported model serves it; the search's figures, None without pairs.
+        Idempotent: f scales the table computed from the store, not the current one."""
+        import torch
+        model = self.trainer.model
+        scale = degree_scale(self.cfg.temperature, self.config.sampler.negative_distribution)
+        beta = degree_prior(self.store, model.spec.item_type, scale)
+        result = self.validator.calibrate_prior(self.trainer.embed, beta)
+        if result is None:
+            return None
+        table = model.head.prior_table
+        table.copy_(torch.from_numpy(beta * result["factor"]).to(table.device))
+        model.spec = replace(model.spec, prior_scale=scale * result["factor"])
+        return result
 
     def budget_figures(self) -> dict:
         """What run_summary.json says about the plan: the budget, the seconds

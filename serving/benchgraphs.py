@@ -11,6 +11,7 @@
 | `synth-10k-feat` | as `synth-10k`, plus 32-d item features | the same edges; each item's features are its community's centre + 2 x N(0, 1) noise |
 | `synth-10k-nested` | `graphstore.synth`, 420k rows, two scales | ~10k items in 5 communities of 20 leaves (100 items); 60% of a user's in-community edges in its home leaf |
 | `synth-10k-nested-feat` | as `synth-10k-nested`, plus 32-d item features | the same edges; each item's features are its leaf's centre (its community's + a leaf offset) + 2 x N(0, 1) noise |
+| `synth-10k-fine` | `graphstore.synth`, 420k rows, two fine scales | ~10k items in 200 communities of 5 leaves (10 items); 60% of a user's in-community edges in its home leaf |
 
 `synth-10k-feat` is the graph for PinSage's own setting, features and no id
 table (docs/quality.md, session 9): its features carry the communities too
@@ -32,6 +33,14 @@ informative (its community's centre plus noise), so weighting neighbours by
 visit count cannot beat a mean over the same neighbours; here leaf-mates,
 which the walks visit more, carry a centre closer to the query's own, so
 the weights have something to find.
+
+`synth-10k-fine` (session 16) has communities of 50 items, so a batch's 500 uniform negatives hold about 2.5
+of a query's community (the regime of a large catalogue, where PinSage's hard
+negatives are meant to matter), and a sparser graph (one item step reaches
+fewer than 100 items, so `sagewalk train` picks 5-step walks).  On it the
+fixed degree prior buried the community under popular items beyond
+neighbours, which is what `trainer.calibrate_prior` mends (docs/quality.md,
+session 16).
 
 MovieLens stores are built from the leave-last-out train split (`sagewalk
 datasets fetch`, the spec without title text, so no extra is needed); the
@@ -80,13 +89,15 @@ SYNTH = {"synth-10k": Synth(420_000, 10_000, 50_000),
          "synth-10k-nested": Synth(420_000, 10_000, 50_000, communities=5,
                                    subcommunities=20, p_sub=0.6),
          "synth-10k-nested-feat": Synth(420_000, 10_000, 50_000, communities=5,
-                                        subcommunities=20, p_sub=0.6, features=32)}
+                                        subcommunities=20, p_sub=0.6, features=32),
+         "synth-10k-fine": Synth(420_000, 10_000, 50_000, communities=200,
+                                 subcommunities=5, p_sub=0.6)}
 MOVIELENS = ("ml-100k", "ml-1m")
 # Pairs may share up to this many contexts, all cut (serving/holdout.py): the
 # smallest of 1, 2, 5, 10 that gives 3,000 pairs by the 'context' draw.  Dense
 # graphs need more (ML-1M: ~270 ratings a movie); each cut is 1-4% of the edges.
 MAX_SHARED = {"ml-100k": 2, "ml-1m": 10, "synth-10k": 5, "synth-50k": 5, "synth-10k-feat": 5,
-              "synth-10k-nested": 5, "synth-10k-nested-feat": 5}
+              "synth-10k-nested": 5, "synth-10k-nested-feat": 5, "synth-10k-fine": 5}
 NAMES = MOVIELENS + tuple(SYNTH)
 
 

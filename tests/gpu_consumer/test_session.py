@@ -267,3 +267,37 @@ def test_a_budget_spent_waiting_for_data_stops_the_run(store, tmp_path):
     stream = StarvedBatches(clock, 5, free.builder, free.plan)
     free.run(stream)
     assert stream.give_up is None and free.stop_reason == "max_steps"
+
+
+def test_finish_calibrates_the_degree_prior_and_exports_the_calibrated_table(store, tmp_path):
+    from gpu_consumer.prior import degree_prior, degree_scale
+    from gpu_consumer.validate import PRIOR_FACTORS
+    s = session(store, tmp_path, "trainer.candidate_prior=true", "trainer.prior_source=degree",
+                "trainer.calibrate_prior=true")
+    s.run(InProcessBatches(s.builder, s.plan))
+    figures = s.finish()
+    calibration = figures["prior_calibration"]
+    f = calibration["factor"]
+    assert f in PRIOR_FACTORS and calibration["factors"] == list(PRIOR_FACTORS)
+    assert max(calibration["mrr_by_factor"]) == calibration["mrr_by_factor"][
+        PRIOR_FACTORS.index(f)]
+    scale = degree_scale(s.cfg.temperature, s.config.sampler.negative_distribution)
+    expected = torch.from_numpy(degree_prior(store, "item", scale) * f)
+    exported = load_model(tmp_path / "run")
+    assert torch.allclose(exported.head.prior_table, expected)
+    assert exported.spec.prior_scale == pytest.approx(scale * f)
+    # The final validation pass scores the calibrated model.
+    assert figures["validation"][-1]["step"] == 6
+    # Calibrating again starts from the store's table, not the scaled one.
+    assert s.calibrate_prior()["factor"] == f
+    assert torch.allclose(s.trainer.model.head.prior_table, expected)
+
+
+def test_no_calibration_unless_asked_or_with_the_prior_in_the_loss(store, tmp_path):
+    base = ["trainer.candidate_prior=true", "trainer.prior_source=degree"]
+    for extra in ([], ["trainer.calibrate_prior=true", "trainer.prior_in_loss=true"]):
+        s = session(store, tmp_path / str(len(extra)), *base, *extra)
+        s.run(InProcessBatches(s.builder, s.plan))
+        table = s.trainer.model.head.prior_table.clone()
+        assert s.finish()["prior_calibration"] is None
+        assert torch.equal(s.trainer.model.head.prior_table, table)
