@@ -96,4 +96,10 @@ def _run(args: argparse.Namespace) -> int:
           f"({summary['stop_reason']}), {summary.get('epochs_complete')} epochs complete, "
           f"final lr {summary.get('lr_final')} (planned {summary.get('lr_planned_final')}); "
           f"model {summary.get('model_path')}", flush=True)
+    calibration = summary.get("prior_calibration")
+    if calibration:
+        mrr, factors = calibration["mrr_by_factor"], calibration["factors"]
+        print(f"degree prior: {calibration['factor']:g} x tau x log(1 + degree), picked on "
+              f"{calibration['pairs']} held-out pairs (MRR {max(mrr):.4f}; at 1 x "
+              f"{mrr[factors.index(1.0)]:.4f}, cosines alone {mrr[0]:.4f})", flush=True)
     return code

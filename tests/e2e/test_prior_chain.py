@@ -31,21 +31,28 @@ def test_train_embed_index_query_with_the_candidate_prior(tmp_path, source):
     from gpu_consumer.prior import as_queries
     cfg = write_store_and_config(tmp_path, f"candidate_prior = true\nprior_source = '{source}'\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    _sagewalk("train", "--config", str(cfg), "--minutes", "0.05", env=env)
-    assert json.loads((tmp_path / "run" / "run_summary.json").read_text())["steps"] > 0
+    trained = _sagewalk("train", "--config", str(cfg), "--minutes", "0.05", env=env)
+    summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
+    assert summary["steps"] > 0
     out = _sagewalk("embed", "--config", str(cfg), "--export", str(tmp_path / "exp"),
                     "--no-progress", env=env)
     assert "dim 17 incl. the candidate prior column" in out
     v = np.load(tmp_path / "exp" / "embeddings.npy")
     assert v.shape == (200, 17)
     np.testing.assert_allclose(np.linalg.norm(v[:, :-1], axis=1), 1.0, rtol=1e-5)
-    assert v[:, -1].std() > 0                # learned: off its zero start; degree: the store's
-    if source == "degree":
+    if source == "learned":
+        assert v[:, -1].std() > 0            # off its zero start
+        assert summary["prior_calibration"] is None
+    else:
+        # The store's τ·log(1 + degree), τ 0.3 from `sagewalk train`, times the
+        # factor the held-out pairs picked at the end of the run.
         from gpu_consumer.prior import degree_prior
         from graphstore import open_store
+        factor = summary["prior_calibration"]["factor"]
+        assert f"degree prior: {factor:g} x tau x log(1 + degree), picked on" in trained
         store = open_store(tmp_path / "store")
         by_id = dict(zip(map(str, store.ids("item").to_external(np.arange(200))),
-                         degree_prior(store, "item", 0.3)))   # tau 0.3 from `sagewalk train`
+                         degree_prior(store, "item", 0.3 * factor)))
         np.testing.assert_allclose(v[:, -1], [by_id[i] for i in
                                               (tmp_path / "exp" / "ids.txt").read_text().split()],
                                    rtol=1e-6)

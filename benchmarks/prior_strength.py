@@ -1,0 +1,91 @@
+"""How strong a degree prior a graph's held-out pairs want.
+
+An exported model (`sagewalk embed --export`, trained with the candidate
+prior on a `sagewalk holdout` store) scores z_q·z_c + β_c.  This replaces its
+β column with f·τ·log(1 + training degree) for f from 0 (cosines alone) to 2
+(`--factors`) and ranks the held-out pairs at each f, by the same code as
+`sagewalk evaluate --holdout`, in both protocols:
+
+    python benchmarks/prior_strength.py --holdout DIR --export EXPORT [--run RUN_DIR]
+                                        [--temperature 0.3] [--factors 0,0.25,...,2]
+
+With --run, the factor that run's trainer picked on its own held-out pairs
+(`trainer.calibrate_prior`, run_summary.json) is printed beside the factor
+these pairs would have picked.  τ is the run's softmax temperature (0.3, what
+`sagewalk train` picks).  Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FACTORS = tuple(i / 4 for i in range(9))
+
+
+def factor_list(text: str) -> tuple[float, ...]:
+    try:
+        factors = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        factors = ()
+    if not factors or any(f < 0 for f in factors):
+        raise argparse.ArgumentTypeError(
+            f"--factors: expected comma-separated factors >= 0 such as 0,0.5,1; got {text!r}")
+    return factors
+
+
+def sweep(held, z, beta, factors=FACTORS) -> dict:
+    """Per protocol, HR@10 and scaled MRR (each with its SE) of z_q·z_c +
+    f·β_c at each factor f, and the f with the highest HR@10 (ties: nearer 1).
+    z: unit vectors [items, d] in the holdout's item order; beta [items]."""
+    import numpy as np
+    from serving import holdout as ho
+
+    def scorer(f):
+        return lambda q: z[q] @ z.T + f * beta[None, :]
+
+    out = {"factors": list(factors)}
+    for mode, exclude in (("all_items", False), ("beyond_neighbours", True)):
+        ranks = ho.rank_pairs(held, {f: scorer(f) for f in factors}, exclude_neighbours=exclude)
+        rows = {f: m.as_dict() for f, m in ho.metrics(held, ranks).items()}
+        best = max(factors, key=lambda f: (rows[f]["hr@10"], -abs(f - 1.0)))
+        out[mode] = {"best": best,
+                     **{f"{f:g}": {k: rows[f][k] for k in ("hr@10", "hr@10_se", "mrr", "mrr_se")}
+                        for f in factors}}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--holdout", required=True, help="`sagewalk holdout` directory")
+    parser.add_argument("--export", required=True, help="`sagewalk embed --export` directory")
+    parser.add_argument("--run", default=None, help="the run's run_dir (its picked factor)")
+    parser.add_argument("--temperature", type=float, default=0.3)
+    parser.add_argument("--factors", type=factor_list, default=FACTORS)
+    args = parser.parse_args()
+    import numpy as np
+    from gpu_consumer.prior import degree_prior, unit_part
+    from serving import holdout as ho
+    from serving.methods import load_export
+    held = ho.load_holdout(args.holdout)
+    scorer = load_export(Path(args.export), held.item_ids)
+    if not scorer.prior:
+        raise SystemExit(f"{args.export}: the export has no candidate prior column; train with "
+                         "trainer.candidate_prior = true (what `sagewalk train` picks)")
+    z = np.ascontiguousarray(unit_part(scorer.vectors), np.float32)
+    beta = degree_prior(held.store, held.item_type, args.temperature)
+    report = {"holdout": args.holdout, "export": args.export, "temperature": args.temperature,
+              **sweep(held, z, beta, args.factors)}
+    if args.run:
+        summary = json.loads((Path(args.run) / "run_summary.json").read_text())
+        report["picked_in_training"] = (summary.get("prior_calibration") or {}).get("factor")
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
