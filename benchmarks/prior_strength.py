@@ -41,10 +41,11 @@ def factor_list(text: str) -> tuple[float, ...]:
 
 def sweep(held, z, beta, factors=FACTORS) -> dict:
     """Per protocol, HR@10 and scaled MRR (each with its SE) of z_q·z_c +
-    f·β_c at each factor f, and the f with the highest HR@10 (ties: nearer 1).
-    z: unit vectors [items, d] in the holdout's item order; beta [items]."""
-    import numpy as np
+    f·β_c at each factor f, each factor minus factor 1 paired over the same
+    pairs (when 1 is among them), and the f with the highest HR@10 (ties:
+    nearer 1).  z: unit vectors [items, d] in the holdout's item order; beta [items]."""
     from serving import holdout as ho
+    from serving.evaluate import paired_difference
 
     def scorer(f):
         return lambda q: z[q] @ z.T + f * beta[None, :]
@@ -57,6 +58,11 @@ def sweep(held, z, beta, factors=FACTORS) -> dict:
         out[mode] = {"best": best,
                      **{f"{f:g}": {k: rows[f][k] for k in ("hr@10", "hr@10_se", "mrr", "mrr_se")}
                         for f in factors}}
+        if 1.0 in ranks:
+            for f in factors:
+                d = paired_difference(ranks[f], ranks[1.0]).as_dict()
+                out[mode][f"{f:g}"]["minus_1"] = {k: d[k] for k in (
+                    "hr@10_diff", "hr@10_diff_se", "mrr_diff", "mrr_diff_se")}
     return out
 
 

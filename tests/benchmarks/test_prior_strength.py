@@ -55,6 +55,9 @@ def test_cosines_that_know_nothing_take_the_popularity(held):
     out = sweep(held, z, beta, (0.0, 1.0, 1.5))
     mode = out["all_items"]
     assert mode["0"]["hr@10"] == 0.0                    # all tied: the middle rank
+    assert mode["1.5"]["minus_1"]["hr@10_diff"] == mode["1.5"]["minus_1"]["hr@10_diff_se"] == 0
+    assert mode["0"]["minus_1"]["hr@10_diff"] == -mode["1"]["hr@10"] < 0
+    del mode["1"]["minus_1"], mode["1.5"]["minus_1"]
     assert mode["1"] == mode["1.5"] and mode["1"]["hr@10"] > 0
     assert mode["best"] == 1.0        # the tie goes to the factor nearer 1
 
