@@ -31,7 +31,10 @@ imported when a tensor is passed.
   z·z + β, and far higher than the learned β, whose β and z share the
   head's input (on synth-50k the cosines collapsed onto one direction, mean
   cosine 0.96, while β did the ranking); docs/quality.md, "Found
-  (session 6)".
+  (session 6)".  How much of the popularity the cosines have already
+  absorbed depends on the graph, so with trainer.calibrate_prior the
+  session scales the table by the factor its held-out pairs rank best
+  under (TrainingSession.calibrate_prior; docs/quality.md, session 16).
 """
 
 from __future__ import annotations
