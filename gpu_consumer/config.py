@@ -73,7 +73,7 @@ class TrainerConfig:
         "(docs/quality.md, session 6).  A learned beta is always in the loss.")
     calibrate_prior: bool = setting(
         False, "With prior_source='degree' (not in the loss): at the end of the run, scale "
-        "beta by the factor in 0..2 (eighths) under which the sampler's held-out pairs rank "
+        "beta by the factor in 0..4 (eighths) under which the sampler's held-out pairs rank "
         "best, so the popularity added where served is as much as this graph's pairs show "
         "(docs/quality.md, session 16).  Recorded in run_summary.json.")
     hard_negative_schedule: tuple[int, ...] = setting(
