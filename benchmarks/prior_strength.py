@@ -9,9 +9,12 @@ prior on a `sagewalk holdout` store) scores z_q·z_c + β_c.  This replaces its
     python benchmarks/prior_strength.py --holdout DIR --export EXPORT [--run RUN_DIR]
                                         [--temperature 0.3] [--factors 0,0.25,...,2]
 
-With --run, the factor that run's trainer picked on its own held-out pairs
-(`trainer.calibrate_prior`, run_summary.json) is printed beside the factor
-these pairs would have picked.  τ is the run's softmax temperature (0.3, what
+With --run (a `sagewalk train` run_dir: its train.toml and model.pt), the
+factor that run's trainer picked on its own held-out pairs
+(`trainer.calibrate_prior`, run_summary.json) is printed, and beside it the
+factor the trainer's code in this tree picks for the same model and sample
+(`Validator.calibrate_prior`; the search runs after training, so the trained
+weights are the same whatever it picks), with its held-out figures.  τ is the run's softmax temperature (0.3, what
 `sagewalk train` picks).  Prints one JSON line.
 """
 
@@ -66,6 +69,35 @@ def sweep(held, z, beta, factors=FACTORS) -> dict:
     return out
 
 
+def calibrate_run(run_dir) -> dict | None:
+    """The trainer's prior calibration, by the code in this tree, for the model
+    a `sagewalk train` run exported (its config from run_dir/train.toml)."""
+    import torch
+    from graphstore import open_store
+    from gpu_consumer.model import load_model
+    from gpu_consumer.prior import degree_prior, degree_scale
+    from gpu_consumer.validator import Validator
+    from sagewalk import config as configuration
+    from worker.assemble import BatchBuilder
+    path = Path(run_dir) / "train.toml"
+    if not path.is_file():
+        raise SystemExit(f"--run {run_dir}: no train.toml; point at the run_dir `sagewalk train` "
+                         "wrote (it saves the resolved config there)")
+    cfg = configuration.load(str(path), [])
+    store = open_store(cfg.graphstore.path)
+    item = cfg.sampler.item_type
+    model = load_model(run_dir)
+    beta = degree_prior(store, item, degree_scale(cfg.trainer.temperature,
+                                                  cfg.sampler.negative_distribution))
+
+    def embed(batch):
+        with torch.no_grad():
+            return model(batch).float()
+
+    validator = Validator(BatchBuilder(store, cfg.sampler), store.node_types[item], cfg.trainer)
+    return validator.calibrate_prior(embed, beta)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--holdout", required=True, help="`sagewalk holdout` directory")
@@ -90,6 +122,11 @@ def main() -> None:
     if args.run:
         summary = json.loads((Path(args.run) / "run_summary.json").read_text())
         report["picked_in_training"] = (summary.get("prior_calibration") or {}).get("factor")
+        now = calibrate_run(args.run)
+        report["picked_now"] = None if now is None else now["factor"]
+        if now is not None:
+            held_out = sweep(held, z, beta, (now["factor"], 1.0))
+            report["at_picked_now"] = {m: held_out[m] for m in ("all_items", "beyond_neighbours")}
     print(json.dumps(report), flush=True)
 
 

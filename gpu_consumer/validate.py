@@ -101,17 +101,18 @@ PRIOR_FACTORS = tuple(i / 8 for i in range(33))
 
 
 def prior_factor(zq: np.ndarray, zp: np.ndarray, zc: np.ndarray, beta_p: np.ndarray,
-                 beta_c: np.ndarray, vset: ValidationSet, *,
+                 beta_c: np.ndarray, vset: ValidationSet, *, rank_scale: float = 1.0,
                  factors: tuple[float, ...] = PRIOR_FACTORS, chunk: int = 256
                  ) -> tuple[float, list[float]]:
     """The factor f of the degree prior under which held-out positives rank
     best when every pair scores z_q·z_c + f·β_c: z are unit vectors without
     their β column, β_p / β_c the prior at the softmax's scale (f = 1) of each
-    positive and candidate.  Ranked as `rank_positives` ranks; "best" is the
-    highest mean reciprocal rank, which over a candidate sample orders factors
-    as over the whole catalogue would (every rank scales alike); a tie goes to
-    the factor nearest 1.  Returns f and the mean reciprocal rank of each
-    factor tried."""
+    positive and candidate.  Ranked as `rank_positives` ranks, each rank
+    times `rank_scale` (catalogue / candidates: the rank it would have among
+    every item); "best" is the highest scaled MRR (PinSage's, 1 / ceil(rank /
+    100)), which counts a rank in the top 100 whole and deeper ones less, so
+    neither the top-1 hits a model memorises nor one K's noise decides; a tie
+    goes to the factor nearest 1.  Returns f and the scaled MRR of each factor."""
     cand = vset.candidates
     totals = np.zeros(len(factors))
     for start in range(0, len(zq), chunk):
@@ -123,8 +124,7 @@ def prior_factor(zq: np.ndarray, zp: np.ndarray, zc: np.ndarray, beta_p: np.ndar
         for i, f in enumerate(factors):
             ranks = ranking.positive_ranks(cos_p + f * beta_p[start:end],
                                            cos_c + f * beta_c[None, :], excluded)
-            totals[i] += float(np.sum(1.0 / ranks))
+            totals[i] += float(np.sum(ranking.scaled_reciprocal(ranks * rank_scale)))
     mrr = [t / max(1, len(zq)) for t in totals]
     best = max(range(len(factors)), key=lambda i: (round(mrr[i], 12), -abs(factors[i] - 1.0)))
     return float(factors[best]), mrr
-

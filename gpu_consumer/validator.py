@@ -94,11 +94,12 @@ class Validator:
         n = len(vset.queries)
         beta = np.asarray(beta, np.float32)
         factor, mrr = prior_factor(z[inverse[:n]], z[inverse[n:2 * n]], z[inverse[2 * n:]],
-                                   beta[vset.positives], beta[vset.candidates], vset)
+                                   beta[vset.positives], beta[vset.candidates], vset,
+                                   rank_scale=self.num_items / len(vset.candidates))
         log.info("degree prior: factor %.3g of tau x log(1 + degree) ranks the held-out pairs "
-                 "best (MRR %.4f; cosines alone %.4f, factor 1 %.4f; %d pairs, %d candidates, "
-                 "%.1f s)", factor, max(mrr), mrr[0], mrr[PRIOR_FACTORS.index(1.0)], n,
-                 len(vset.candidates), time.perf_counter() - started)
+                 "best (scaled MRR %.4f; cosines alone %.4f, factor 1 %.4f; %d pairs, %d "
+                 "candidates, %.1f s)", factor, max(mrr), mrr[0], mrr[PRIOR_FACTORS.index(1.0)],
+                 n, len(vset.candidates), time.perf_counter() - started)
         return {"factor": factor, "factors": list(PRIOR_FACTORS),
                 "mrr_by_factor": [round(m, 6) for m in mrr],
                 "pairs": n, "candidates": len(vset.candidates)}

@@ -29,7 +29,7 @@ def test_prior_factor_keeps_the_popularity_cosines_cannot_tell():
     z = np.zeros((30, 4), np.float32)
     beta = np.linspace(0, 1, 30).astype(np.float32)
     beta[5:10] = 3.0
-    f, mrr = prior_factor(z[:5], z[5:10], z, beta[5:10], beta, vset)
+    f, mrr = prior_factor(z[:5], z[5:10], z, beta[5:10], beta, vset, rank_scale=100.0)
     assert f == 1.0
     assert all(m == mrr[1] > mrr[0] for m in mrr[1:])
 
@@ -37,7 +37,8 @@ def test_prior_factor_keeps_the_popularity_cosines_cannot_tell():
 def test_prior_factor_shrinks_a_prior_that_would_bury_the_positives():
     # Cosine 1 to the positive, 0 to the rest; the rest carry β = 5, so any
     # factor above 1/5 puts them first.  0 and 1/8 both rank every positive
-    # first: the tie goes to 1/8, the one nearer 1.
+    # first: the tie goes to 1/8, the one nearer 1.  The 20 candidates stand
+    # for a catalogue of 2,000 (rank_scale 100): rank 2 among them is ~200.
     from gpu_consumer.validate import prior_factor
     vset = _pairs(4, 20)
     z = np.zeros((20, 20), np.float32)
@@ -46,7 +47,7 @@ def test_prior_factor_shrinks_a_prior_that_would_bury_the_positives():
     z[8:, 4:16] = np.eye(12, dtype=np.float32)
     beta = np.full(20, 5.0, np.float32)
     beta[:8] = 0.0
-    f, mrr = prior_factor(z[:4], z[4:8], z, beta[4:8], beta, vset)
+    f, mrr = prior_factor(z[:4], z[4:8], z, beta[4:8], beta, vset, rank_scale=100.0)
     assert f == 0.125
     assert mrr[0] == mrr[1] == 1.0 and mrr[2] < 1.0
 
