@@ -95,8 +95,9 @@ RULES: tuple[Rule, ...] = (
          "all four held-out-edge graphs, which collapsed the cosines on synth-50k "
          "(docs/quality.md, session 6)"),
     Rule("trainer.calibrate_prior", lambda s, b, c: True,
-         "how much popularity a graph's pairs show varies (best factor 0.25 on synth-10k-fine, "
-         "1 on synth-50k): the held-out pairs pick it at the end (docs/quality.md, session 16)"),
+         "how much popularity to add varies by graph (held-out edges wanted 0.25-0.5 of tau on "
+         "synth-10k-fine, 4x on ML-1M): the run's held-out pairs pick it at the end "
+         "(docs/quality.md, session 16)"),
     Rule("trainer.embedding_dim", lambda s, b, c: 64 if s.items <= 200_000 else 128,
          "64 up to 200k items, 128 beyond"),
     Rule("trainer.hidden_dim", lambda s, b, c: c.trainer.embedding_dim,

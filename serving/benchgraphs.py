@@ -34,10 +34,11 @@ visit count cannot beat a mean over the same neighbours; here leaf-mates,
 which the walks visit more, carry a centre closer to the query's own, so
 the weights have something to find.
 
-`synth-10k-fine` (session 16) has communities of 50 items, so a batch's 500 uniform negatives hold about 2.5
-of a query's community (the regime of a large catalogue, where PinSage's hard
-negatives are meant to matter), and a sparser graph (one item step reaches
-fewer than 100 items, so `sagewalk train` picks 5-step walks).  On it the
+`synth-10k-fine` (session 16) has communities of 50 items, so a batch's 500
+uniform negatives hold about 2.5 of a query's community (the regime of a large
+catalogue, where PinSage's hard negatives are meant to matter), and is
+sparser (one item step reaches fewer than 100 items, so `sagewalk train`
+picks 5-step walks).  On it the
 fixed degree prior buried the community under popular items beyond
 neighbours, which is what `trainer.calibrate_prior` mends (docs/quality.md,
 session 16).

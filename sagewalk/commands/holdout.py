@@ -40,9 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--benchmark", metavar="NAME", default=None,
                         help="Instead of --store/--out: build (once) benchmark graph NAME "
                         "(ml-100k, ml-1m, synth-10k, synth-50k, synth-10k-feat, "
-                        "synth-10k-nested, synth-10k-nested-feat, synth-10k-fine) and its holdout "
-                        "under "
-                        "--root; prints the holdout directory.")
+                        "synth-10k-nested, synth-10k-nested-feat, synth-10k-fine) and its "
+                        "holdout under --root; prints the holdout directory.")
     parser.add_argument("--root", metavar="DIR", default="sagewalk-bench",
                         help="--benchmark: where graphs are built (default sagewalk-bench).")
     parser.add_argument("--overwrite", action="store_true",

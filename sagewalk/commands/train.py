@@ -100,6 +100,6 @@ def _run(args: argparse.Namespace) -> int:
     if calibration:
         mrr, factors = calibration["mrr_by_factor"], calibration["factors"]
         print(f"degree prior: {calibration['factor']:g} x tau x log(1 + degree), picked on "
-              f"{calibration['pairs']} held-out pairs (MRR {max(mrr):.4f}; at 1 x "
+              f"{calibration['pairs']} held-out pairs (scaled MRR {max(mrr):.4f}; at 1 x "
               f"{mrr[factors.index(1.0)]:.4f}, cosines alone {mrr[0]:.4f})", flush=True)
     return code
