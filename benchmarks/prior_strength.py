@@ -14,8 +14,9 @@ factor that run's trainer picked on its own held-out pairs
 (`trainer.calibrate_prior`, run_summary.json) is printed, and beside it the
 factor the trainer's code in this tree picks for the same model and sample
 (`Validator.calibrate_prior`; the search runs after training, so the trained
-weights are the same whatever it picks), with its held-out figures.  τ is the run's softmax temperature (0.3, what
-`sagewalk train` picks).  Prints one JSON line.
+weights are the same whatever it picks), with its held-out figures.  τ is
+the run's softmax temperature (0.3, what `sagewalk train` picks).  Prints
+one JSON line.
 """
 
 from __future__ import annotations

@@ -69,14 +69,28 @@ def embed_nodes(embed_batch, builder, nodes: np.ndarray, *, chunk: int = 512) ->
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def hit_rate(embed_batch, builder, vset: ValidationSet, *, k: int = 10,
-             prior: bool = False) -> ValidationResult:
+def embed_sample(embed_batch, builder, vset: ValidationSet
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The embeddings of the sample's queries, positives and candidates, each
+    distinct node embedded once."""
     unique, inverse = np.unique(np.concatenate([vset.queries, vset.positives, vset.candidates]),
                                 return_inverse=True)
     z = embed_nodes(embed_batch, builder, unique)
     n = len(vset.queries)
-    zq, zp = z[inverse[:n]], z[inverse[n:2 * n]]
-    zc = z[inverse[2 * n:]]
+    return z[inverse[:n]], z[inverse[n:2 * n]], z[inverse[2 * n:]]
+
+
+def excluded(vset: ValidationSet, rows: slice = slice(None)) -> np.ndarray:
+    """[rows, candidates]: the candidates that are a row's query or positive
+    (they neither beat nor tie the positive)."""
+    cand = vset.candidates
+    return ((cand[None, :] == vset.queries[rows, None])
+            | (cand[None, :] == vset.positives[rows, None]))
+
+
+def hit_rate(embed_batch, builder, vset: ValidationSet, *, k: int = 10,
+             prior: bool = False) -> ValidationResult:
+    zq, zp, zc = embed_sample(embed_batch, builder, vset)
     return rank_positives(zq, zp, zc, vset, k=k, prior=prior)
 
 
@@ -88,9 +102,7 @@ def rank_positives(zq: torch.Tensor, zp: torch.Tensor, zc: torch.Tensor, vset: V
     zq = queries_for(zq, prior)
     positive = (zq * zp).sum(1).float().numpy()
     scores = (zq @ zc.T).float().numpy()
-    cand = vset.candidates
-    excluded = (cand[None, :] == vset.queries[:, None]) | (cand[None, :] == vset.positives[:, None])
-    ranks = ranking.positive_ranks(positive, scores, excluded)
+    ranks = ranking.positive_ranks(positive, scores, excluded(vset))
     return ValidationResult(hit_rate=ranking.hit_rate(ranks, k), mrr=ranking.scaled_mrr(ranks),
                             k=k, pairs=len(ranks), candidates=len(vset.candidates))
 
@@ -113,17 +125,15 @@ def prior_factor(zq: np.ndarray, zp: np.ndarray, zc: np.ndarray, beta_p: np.ndar
     100)), which counts a rank in the top 100 whole and deeper ones less, so
     neither the top-1 hits a model memorises nor one K's noise decides; a tie
     goes to the factor nearest 1.  Returns f and the scaled MRR of each factor."""
-    cand = vset.candidates
     totals = np.zeros(len(factors))
     for start in range(0, len(zq), chunk):
-        end = start + chunk
-        cos_c = zq[start:end] @ zc.T
-        cos_p = (zq[start:end] * zp[start:end]).sum(1)
-        excluded = ((cand[None, :] == vset.queries[start:end, None])
-                    | (cand[None, :] == vset.positives[start:end, None]))
+        rows = slice(start, start + chunk)
+        cos_c = zq[rows] @ zc.T
+        cos_p = (zq[rows] * zp[rows]).sum(1)
+        mask = excluded(vset, rows)
         for i, f in enumerate(factors):
-            ranks = ranking.positive_ranks(cos_p + f * beta_p[start:end],
-                                           cos_c + f * beta_c[None, :], excluded)
+            ranks = ranking.positive_ranks(cos_p + f * beta_p[rows],
+                                           cos_c + f * beta_c[None, :], mask)
             totals[i] += float(np.sum(ranking.scaled_reciprocal(ranks * rank_scale)))
     mrr = [t / max(1, len(zq)) for t in totals]
     best = max(range(len(factors)), key=lambda i: (round(mrr[i], 12), -abs(factors[i] - 1.0)))

@@ -15,7 +15,7 @@ import logging
 import time
 
 from gpu_consumer.config import TrainerConfig
-from gpu_consumer.validate import (PRIOR_FACTORS, ValidationSet, embed_nodes, hit_rate,
+from gpu_consumer.validate import (PRIOR_FACTORS, ValidationSet, embed_sample, hit_rate,
                                    prior_factor)
 from monitoring import hook
 
@@ -87,14 +87,12 @@ class Validator:
         started = time.perf_counter()
         vset = ValidationSet.draw(pairs, self.num_items, max_pairs=CALIBRATION_PAIRS,
                                   max_candidates=CALIBRATION_CANDIDATES, seed=self.cfg.seed + 1)
-        unique, inverse = np.unique(np.concatenate([vset.queries, vset.positives,
-                                                    vset.candidates]), return_inverse=True)
-        z = embed_nodes(embed, self.builder, unique).float().numpy()
-        z = z[:, :-1] if self.cfg.candidate_prior else z     # the unit part
+        unit = slice(None, -1) if self.cfg.candidate_prior else slice(None)   # β dropped
+        zq, zp, zc = (z.float().numpy()[:, unit]
+                      for z in embed_sample(embed, self.builder, vset))
         n = len(vset.queries)
         beta = np.asarray(beta, np.float32)
-        factor, mrr = prior_factor(z[inverse[:n]], z[inverse[n:2 * n]], z[inverse[2 * n:]],
-                                   beta[vset.positives], beta[vset.candidates], vset,
+        factor, mrr = prior_factor(zq, zp, zc, beta[vset.positives], beta[vset.candidates], vset,
                                    rank_scale=self.num_items / len(vset.candidates))
         log.info("degree prior: factor %.3g of tau x log(1 + degree) ranks the held-out pairs "
                  "best (scaled MRR %.4f; cosines alone %.4f, factor 1 %.4f; %d pairs, %d "
