@@ -121,12 +121,13 @@ class MultiSageConv(nn.Module):
         [n, k] (its rows, padding already mapped to a zero row) gathers."""
         z = self.encode(h)
         contexts = gather_neighbours(context_table, context_index)
+        projections = self._projections()
         logits = None
         if ego_context is None:
-            logits = gather_neighbours(context_table.to(z.dtype) @ self._projections()[1][1],
+            logits = gather_neighbours(context_table.to(z.dtype) @ projections[1][1],
                                        context_index)
         return self.attend(z[:num_dst], gather_neighbours(z, index), weights, contexts,
-                           ego_context, logits)
+                           ego_context, logits, projections)
 
     def _projections(self):
         """W's rows per head [H, d/H, d], and W_hᵀ a_h for each of Eq. 6's three
@@ -135,10 +136,11 @@ class MultiSageConv(nn.Module):
         rows = self.W.weight.reshape(self.heads, d // self.heads, d)
         return rows, torch.einsum("hed,hte->tdh", rows, self.a)
 
-    def attend(self, z_v, z_u, weights, contexts, ego_context=None, context_logits=None):
+    def attend(self, z_v, z_u, weights, contexts, ego_context=None, context_logits=None,
+               projections=None):
         """Eqs. 6-7 over encoded egos z_v [n,d] and neighbours z_u [n,k,d];
-        context_logits [n,k,H], the context term of Eq. 6, where the caller
-        has it already.
+        context_logits [n,k,H], the context term of Eq. 6, and projections
+        (`_projections()`), where the caller has them already.
 
         With W_h the rows of W that make head h, a_hᵀ W_h x = x · (W_hᵀ a_h), so
         each logit term is one [.., d] x [d, H] product, and Σ_j α_hj W_h z_j =
@@ -150,7 +152,7 @@ class MultiSageConv(nn.Module):
             z_v = self.contextualise(z_v, ego_context)
         contexts = contexts.to(z_u.dtype)
         z_uc = self.contextualise(z_u, contexts)
-        rows, proj = self._projections()
+        rows, proj = self._projections() if projections is None else projections
         if context_logits is None:
             context_logits = contexts @ proj[1]
         logits = (z_v @ proj[0]).unsqueeze(1) + context_logits + z_uc @ proj[2]   # [n, k, H]
