@@ -15,8 +15,9 @@ factor that run's trainer picked on its own held-out pairs
 factor the trainer's code in this tree picks for the same model and sample
 (`Validator.calibrate_prior`; the search runs after training, so the trained
 weights are the same whatever it picks), with its held-out figures.  τ is
-the run's softmax temperature (0.3, what `sagewalk train` picks).  Prints
-one JSON line.
+the run's softmax temperature: --temperature if given, else the one --run's
+train.toml records, else 0.3 (what `sagewalk train` picks).  Prints one
+JSON line.
 """
 
 from __future__ import annotations
@@ -70,6 +71,20 @@ def sweep(held, z, beta, factors=FACTORS) -> dict:
     return out
 
 
+def run_config(run_dir):
+    """The resolved config a `sagewalk train` run saved (run_dir/train.toml)."""
+    from sagewalk import config as configuration
+    path = Path(run_dir) / "train.toml"
+    if not path.is_file():
+        raise SystemExit(f"--run {run_dir}: no train.toml; point at the run_dir `sagewalk train` "
+                         "wrote (it saves the resolved config there)")
+    return configuration.load(str(path), [])
+
+
+def run_temperature(run_dir) -> float:
+    return float(run_config(run_dir).trainer.temperature)
+
+
 def calibrate_run(run_dir) -> dict | None:
     """The trainer's prior calibration, by the code in this tree, for the model
     a `sagewalk train` run exported (its config from run_dir/train.toml)."""
@@ -78,13 +93,8 @@ def calibrate_run(run_dir) -> dict | None:
     from gpu_consumer.model import load_model
     from gpu_consumer.prior import degree_prior, degree_scale
     from gpu_consumer.validator import Validator
-    from sagewalk import config as configuration
     from worker.assemble import BatchBuilder
-    path = Path(run_dir) / "train.toml"
-    if not path.is_file():
-        raise SystemExit(f"--run {run_dir}: no train.toml; point at the run_dir `sagewalk train` "
-                         "wrote (it saves the resolved config there)")
-    cfg = configuration.load(str(path), [])
+    cfg = run_config(run_dir)
     store = open_store(cfg.graphstore.path)
     item = cfg.sampler.item_type
     model = load_model(run_dir)
@@ -104,7 +114,8 @@ def main() -> None:
     parser.add_argument("--holdout", required=True, help="`sagewalk holdout` directory")
     parser.add_argument("--export", required=True, help="`sagewalk embed --export` directory")
     parser.add_argument("--run", default=None, help="the run's run_dir (its picked factor)")
-    parser.add_argument("--temperature", type=float, default=0.3)
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="τ of the run (default: --run's train.toml, else 0.3)")
     parser.add_argument("--factors", type=factor_list, default=FACTORS)
     args = parser.parse_args()
     import numpy as np
@@ -117,8 +128,11 @@ def main() -> None:
         raise SystemExit(f"{args.export}: the export has no candidate prior column; train with "
                          "trainer.candidate_prior = true (what `sagewalk train` picks)")
     z = np.ascontiguousarray(unit_part(scorer.vectors), np.float32)
-    beta = degree_prior(held.store, held.item_type, args.temperature)
-    report = {"holdout": args.holdout, "export": args.export, "temperature": args.temperature,
+    tau = args.temperature
+    if tau is None:
+        tau = run_temperature(args.run) if args.run else 0.3
+    beta = degree_prior(held.store, held.item_type, tau)
+    report = {"holdout": args.holdout, "export": args.export, "temperature": tau,
               **sweep(held, z, beta, args.factors)}
     if args.run:
         summary = json.loads((Path(args.run) / "run_summary.json").read_text())

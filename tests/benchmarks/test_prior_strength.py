@@ -67,3 +67,13 @@ def test_factors_are_checked():
     for bad in ("", "a", "1,-1"):
         with pytest.raises(argparse.ArgumentTypeError, match="--factors"):
             factor_list(bad)
+
+
+def test_tau_comes_from_the_run_config(tmp_path):
+    from benchmarks.prior_strength import run_temperature
+    from sagewalk.config import Config, override, to_toml
+    cfg = override(Config(), "trainer.temperature=0.25")
+    (tmp_path / "train.toml").write_text(to_toml(cfg))
+    assert run_temperature(tmp_path) == 0.25
+    with pytest.raises(SystemExit, match="no train.toml"):
+        run_temperature(tmp_path / "elsewhere")
