@@ -47,7 +47,8 @@ class LossParts:
 def ranking_loss(kind: str, embeddings: torch.Tensor, queries: torch.Tensor,
                  positives: torch.Tensor, easy_negatives: torch.Tensor,
                  hard_negatives: torch.Tensor, *, margin: float, temperature: float = 0.1,
-                 in_batch: bool = False, prior: bool = False) -> LossParts:
+                 in_batch: bool = False, prior: bool = False,
+                 negative_logq: torch.Tensor | None = None) -> LossParts:
     """embeddings [T, d] of the batch targets; the other arguments are
     positions into it (hard_negatives [B, h], h may be 0; entries < 0 are padding).
 
@@ -60,7 +61,13 @@ def ranking_loss(kind: str, embeddings: torch.Tensor, queries: torch.Tensor,
     prior: the embeddings are [z ‖ β] (trainer.candidate_prior); queries score
     as [z ‖ 1], so each candidate's β adds to its score.  Told by the trainer,
     not guessed from the width, which cannot tell a prior column from one
-    more dimension."""
+    more dimension.
+
+    negative_logq [B, N + h]: the softmax subtracts it from the negatives'
+    logits (the shared easy negatives' columns, then the hard ones'; in-batch
+    negatives get none), the correction that keeps hard negatives from
+    biasing a sampled softmax (sampler.negatives.logq_correction).  The hinge
+    is not a likelihood and ignores it."""
     if kind not in LOSSES:
         raise ValueError(f"trainer.loss: unknown loss {kind!r}; expected one of "
                          f"{', '.join(LOSSES)}")
@@ -74,6 +81,8 @@ def ranking_loss(kind: str, embeddings: torch.Tensor, queries: torch.Tensor,
         loss = violation.sum() / mask.sum().clamp_min(1)
     else:
         logits = torch.cat([pos, scores.masked_fill(~mask, float("-inf"))], dim=1) / temperature
+        if negative_logq is not None and negative_logq.numel():
+            logits = logits - _correction_columns(negative_logq.float(), n_easy, logits.shape[1])
         loss = -F.log_softmax(logits, dim=1)[:, 0].mean()
     with torch.no_grad():
         easy = violation[:, :n_easy].sum() / max(1, int(mask[:, :n_easy].sum()))
@@ -113,6 +122,20 @@ def _negative_scores(z, q, queries, positives, easy_negatives, hard_negatives, i
         raise ValueError("ranking loss: the batch has no negatives (easy or hard); "
                          "set sampler.easy_negatives > 0")
     return torch.cat(terms, dim=1), torch.cat(masks, dim=1), n_easy
+
+
+def _correction_columns(logq: torch.Tensor, n_easy: int, width: int) -> torch.Tensor:
+    """[B, width] with the positive's column and the in-batch negatives'
+    (between the easy and the hard ones) at 0: logq [B, N + h] spread over
+    the logits' columns [positive | easy N | in-batch | hard h]."""
+    b, nh = logq.shape
+    h = width - 1 - n_easy
+    n = nh - h
+    if n < 0 or n > n_easy:
+        raise ValueError(f"negative_logq has {nh} columns; the batch scores {n_easy} easy "
+                         f"and {h} hard negatives")
+    zeros = logq.new_zeros
+    return torch.cat([zeros(b, 1), logq[:, :n], zeros(b, n_easy - n), logq[:, n:]], dim=1)
 
 
 def hard_negatives_for(epoch: int, schedule: tuple[int, ...] = ()) -> int:

@@ -44,6 +44,7 @@ class TensorBatch:
     context_types: "torch.Tensor | None" = None
     context_ids: "torch.Tensor | None" = None
     context_features: tuple["torch.Tensor", ...] = ()
+    negative_logq: "torch.Tensor | None" = None    # float32 [B, N + h], or None
 
     @property
     def size(self) -> int:
@@ -73,6 +74,7 @@ class TensorBatch:
             context_types=tensor(graph.context_types),
             context_ids=tensor(graph.context_ids),
             context_features=tuple(tensor(f) for f in batch.context_features),
+            negative_logq=tensor(_as(batch.negative_logq, np.float32)),
         )
 
     def to(self, device, non_blocking: bool = True) -> "TensorBatch":

@@ -112,7 +112,7 @@ class Trainer:
         parts = ranking_loss(c.loss, embeddings.float(), batch.queries, batch.positives,
                              batch.easy_negatives, batch.hard_negatives, margin=c.margin,
                              temperature=c.temperature, in_batch=c.in_batch_negatives,
-                             prior=scored)
+                             prior=scored, negative_logq=batch.negative_logq)
         self.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         lr, norm = self._update(contributes=True)

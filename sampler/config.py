@@ -70,6 +70,10 @@ class SamplerConfig:
     hard_negative_restart_prob: float = setting(0.15, "Restart probability of the "
                                                 "hard-negative walks (PageRank teleport).",
                                                 check=probability)
+    hard_negative_correction: bool = setting(
+        True, "Send each negative's log-proposal correction with the batch, so the sampled "
+        "softmax subtracts it and hard negatives do not bias its objective (the hinge "
+        "loss ignores it).")
     positives: str = setting("cooccurrence", "Where positive pairs come from: 'cooccurrence' "
                              "(items sharing a context), 'walks' (endpoints of short random "
                              "walks with restart from each item: personalised-PageRank "

@@ -9,6 +9,8 @@ the query, but not as related as the positive.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from sampler.graph import WalkGraph
@@ -60,6 +62,50 @@ def reached_window(lo: int, hi: int, reached: int) -> tuple[int, int]:
     return (lo, hi) if reached >= hi else (lo * reached // hi, reached)
 
 
+@dataclass(frozen=True)
+class Windows:
+    """Each query's hard-negative window: ranks [start, stop) of its row of
+    `items` (visit-count order).  stop <= start: the walks reached nothing,
+    and the query's hard negatives are uniform items instead."""
+    items: np.ndarray     # int64 [B, hi]
+    start: np.ndarray     # int64 [B]
+    stop: np.ndarray      # int64 [B]
+
+
+def hard_negative_windows(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray, *,
+                          rank: tuple[int, int], full_catalogue: int, num_walks: int,
+                          walk_length: int, restart_prob: float, seed: int) -> Windows:
+    """The windows `hard_negatives` draws from (never the query or its
+    positive).  Where the walks reach fewer items than the window needs, it
+    shrinks in proportion to what was reached."""
+    queries = np.asarray(queries, np.int64)
+    lo, hi = rank_window(graph.num_items, rank, full_catalogue)
+    ranked = ranked_visits(graph, queries, num_walks=num_walks, walk_length=walk_length,
+                           restart_prob=restart_prob, top_k=hi, seed=seed,
+                           exclude=[np.array([p]) for p in positives])
+    reached = (ranked.counts > 0).sum(axis=1)
+    bounds = np.array([reached_window(lo, hi, int(r)) for r in reached], np.int64)
+    bounds = bounds.reshape(-1, 2)
+    return Windows(ranked.items.astype(np.int64), bounds[:, 0], bounds[:, 1])
+
+
+def draw_hard_negatives(windows: Windows, queries: np.ndarray, positives: np.ndarray,
+                        count: int, num_items: int, seed: int) -> np.ndarray:
+    """int64 [B, count]: `count` items per query drawn uniformly (with
+    replacement) from its window, or from every item but the query and its
+    positive where the window is empty."""
+    b = len(queries)
+    rng = np.random.default_rng([seed64(seed), 0x4A2D])
+    out = np.empty((b, count), np.int64)
+    for i in range(b):
+        a, z = int(windows.start[i]), int(windows.stop[i])
+        if z > a:
+            out[i] = windows.items[i, a + rng.integers(0, z - a, count)]
+        else:
+            out[i] = _uniform_except(num_items, count, (queries[i], positives[i]), rng)
+    return out
+
+
 def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray, count: int,
                    *, rank: tuple[int, int], full_catalogue: int, num_walks: int,
                    walk_length: int, restart_prob: float, seed: int) -> np.ndarray:
@@ -72,19 +118,64 @@ def hard_negatives(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray,
     b = queries.shape[0]
     if count == 0 or b == 0:
         return np.empty((b, count), np.int64)
-    lo, hi = rank_window(graph.num_items, rank, full_catalogue)
-    ranked = ranked_visits(graph, queries, num_walks=num_walks, walk_length=walk_length,
-                           restart_prob=restart_prob, top_k=hi, seed=seed,
-                           exclude=[np.array([p]) for p in positives])
-    reached = (ranked.counts > 0).sum(axis=1)
-    rng = np.random.default_rng([seed64(seed), 0x4A2D])
-    out = np.empty((b, count), np.int64)
+    windows = hard_negative_windows(graph, queries, positives, rank=rank,
+                                    full_catalogue=full_catalogue, num_walks=num_walks,
+                                    walk_length=walk_length, restart_prob=restart_prob,
+                                    seed=seed)
+    return draw_hard_negatives(windows, queries, positives, count, graph.num_items, seed)
+
+
+def easy_rates(num_items: int, count: int, distribution: str = "uniform",
+               degrees: np.ndarray | None = None) -> np.ndarray:
+    """float64 [num_items]: how many times each item is expected among a
+    batch's `count` easy negatives (`easy_negatives`' proposal; the degree
+    one as if drawn with replacement, which overstates the most popular
+    items' rate a little)."""
+    count = min(count, num_items)
+    if distribution == "degree" and degrees is not None:
+        w = np.power(np.asarray(degrees, np.float64), 0.75)
+        if w.sum() > 0:
+            return np.minimum(1.0, count * w / w.sum())
+    return np.full(num_items, count / max(1, num_items))
+
+
+def logq_correction(windows: Windows, hard: np.ndarray, num_items: int, easy: np.ndarray,
+                    rates: np.ndarray) -> np.ndarray:
+    """float32 [B, len(easy) + h]: what the sampled softmax subtracts from
+    each negative's logit, the batch's easy negatives first, then each
+    query's hard ones (`hard` [B, h], drawn from `windows`), so that the
+    hard negatives leave its objective the full softmax's.
+
+    A sampled softmax's negatives stand in for the whole catalogue, each in
+    proportion to how often the proposal draws it.  Uniform easy negatives
+    draw every item alike, so the sampled loss estimates the full one
+    without correction; hard negatives draw a query's window items h / |W|
+    times more, and uncorrected they weigh those items that much more in
+    the partition function: the model learns to rank them below where the
+    data puts them.  Subtracting log(1 + hard rate / easy rate) from the
+    logit of every window item, hard or easy negative alike (the
+    importance-sampled softmax of Bengio & Senecal), restores the estimate;
+    what the hard negatives can still add is a lower-variance one.  `rates`:
+    each item's expected count among the easy negatives (`easy_rates`).
+    Items outside the window: 0."""
+    easy = np.asarray(easy, np.int64)
+    hard = np.asarray(hard, np.int64)
+    b, h = hard.shape
+    n = len(easy)
+    out = np.zeros((b, n + h), np.float32)
+    if h == 0 or b == 0 or n == 0:
+        return out
+    rates = np.maximum(np.asarray(rates, np.float64), 1e-12)
     for i in range(b):
-        a, z = reached_window(lo, hi, int(reached[i]))
+        a, z = int(windows.start[i]), int(windows.stop[i])
         if z > a:
-            out[i] = ranked.items[i, a + rng.integers(0, z - a, count)]
-        else:
-            out[i] = _uniform_except(graph.num_items, count, (queries[i], positives[i]), rng)
+            inside = np.isin(easy, windows.items[i, a:z])
+            rate = h / (z - a)
+        else:                       # the uniform fallback draws every item alike
+            inside = np.ones(n, bool)
+            rate = h / max(1, num_items)
+        out[i, :n][inside] = np.log1p(rate / rates[easy[inside]])
+        out[i, n:] = np.log1p(rate / rates[hard[i]])
     return out
 
 

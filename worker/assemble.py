@@ -31,7 +31,7 @@ from worker.ticket import Ticket
 
 # Bump when the batch layout or the sampling semantics change: it is part of
 # the digest, so producers and trainer with different builders refuse each other.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 _MODELS = ModelKind.values()
 
 
@@ -47,6 +47,7 @@ class BatchBuilder:
                                     sampler_cfg.paged_walks, sampler_cfg.resident_bytes)
         self._pairs: pairs.TrainingPairs | None = None
         self._degrees = None
+        self._easy_rates = None
         self._order_cache: tuple[int, np.ndarray] | None = None
 
     @property
@@ -79,11 +80,11 @@ class BatchBuilder:
         rng = np.random.default_rng([seed64(ticket.seed), 0xEA5E])
         easy = negatives.easy_negatives(self.graph.num_items, self.cfg.easy_negatives, rng,
                                         self.cfg.negative_distribution, self._item_degrees())
-        hard = self._hard_negatives(q, p, ticket)
+        hard, logq = self._hard_negatives(q, p, easy, ticket)
         targets, (qi, pi, ei, hi) = _dedupe(q, p, easy, hard.reshape(-1))
         graph = compgraph.build(targets, self.cfg.num_layers, self._sampler(ticket.seed),
                                 _pair_bans(targets, qi, pi), self._context_count())
-        return self._finish(ticket, graph, qi, pi, ei, hi.reshape(hard.shape))
+        return self._finish(ticket, graph, qi, pi, ei, hi.reshape(hard.shape), logq)
 
     def inference_batch(self, nodes: np.ndarray) -> MiniBatch:
         """Computation graph + features for arbitrary distinct targets, with the
@@ -141,14 +142,28 @@ class BatchBuilder:
         order = self._order_cache[1][ticket.batch * b:(ticket.batch + 1) * b]
         return self.pairs.take(order)
 
-    def _hard_negatives(self, q, p, ticket: Ticket) -> np.ndarray:
-        c = self.cfg
-        return negatives.hard_negatives(
-            self.graph, q, p, max(0, ticket.hard_negatives), rank=tuple(c.hard_negative_rank),
+    def _hard_negatives(self, q, p, easy, ticket: Ticket):
+        """[B, h] hard negatives, and the log-proposal correction of every
+        negative ([B, N + h], or [B, 0] where there is none to make)."""
+        c, count, b = self.cfg, max(0, ticket.hard_negatives), len(q)
+        if count == 0 or b == 0:
+            return np.empty((b, count), np.int64), np.empty((b, 0), np.float16)
+        seed = ticket.seed ^ 0x7A3D
+        windows = negatives.hard_negative_windows(
+            self.graph, q, p, rank=tuple(c.hard_negative_rank),
             full_catalogue=c.hard_negative_full_catalogue, num_walks=c.hard_negative_walks,
             walk_length=c.hard_negative_walk_length,
-            restart_prob=c.hard_negative_restart_prob,
-            seed=ticket.seed ^ 0x7A3D)
+            restart_prob=c.hard_negative_restart_prob, seed=seed)
+        hard = negatives.draw_hard_negatives(windows, q, p, count, self.graph.num_items, seed)
+        if not c.hard_negative_correction:
+            return hard, np.empty((b, 0), np.float16)
+        if self._easy_rates is None:
+            self._easy_rates = negatives.easy_rates(self.graph.num_items, c.easy_negatives,
+                                                    c.negative_distribution,
+                                                    self._item_degrees())
+        logq = negatives.logq_correction(windows, hard, self.graph.num_items, easy,
+                                         self._easy_rates)
+        return hard, logq.astype(np.float16)
 
     def _sampler(self, seed: int):
         c = self.cfg
@@ -177,15 +192,18 @@ class BatchBuilder:
             self._degrees = self.graph.degrees()
         return self._degrees
 
-    def _finish(self, ticket, graph: ComputationGraph, qi, pi, ei, hi) -> MiniBatch:
+    def _finish(self, ticket, graph: ComputationGraph, qi, pi, ei, hi,
+                logq: np.ndarray | None = None) -> MiniBatch:
         features = _gather(self.store.features(self.cfg.item_type), graph.input_nodes)
         ctx_feats = ()
         if graph.context_ids is not None:
             ctx_feats = tuple(_gather(self.store.features(name),
                                       graph.context_ids[graph.context_types == t])
                               for t, name in enumerate(self.graph.context_types))
+        if logq is None:
+            logq = np.empty((qi.shape[0], 0), np.float16)
         return MiniBatch(ticket, graph, features, qi.astype(np.int32), pi.astype(np.int32),
-                         ei.astype(np.int32), hi.astype(np.int32), ctx_feats)
+                         ei.astype(np.int32), hi.astype(np.int32), ctx_feats, logq)
 
 
 def _dedupe(*groups):

@@ -33,6 +33,10 @@ class MiniBatch:
     hard_negatives: int32 [B, h] positions in graph.targets (h may be 0).
     context_features: per context type, features of that type's context nodes
                     in graph order (MultiSage), else empty.
+    negative_logq:  float16 [B, N + h] what the sampled softmax subtracts from
+                    each negative's logit for the hard negatives' proposal
+                    (sampler.negatives.logq_correction); [B, 0] (or None):
+                    nothing to subtract.
     """
 
     ticket: Ticket
@@ -43,6 +47,7 @@ class MiniBatch:
     easy_negatives: np.ndarray
     hard_negatives: np.ndarray
     context_features: tuple[np.ndarray, ...] = ()
+    negative_logq: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -68,6 +73,8 @@ class MiniBatch:
             out["context_ids"] = self.graph.context_ids
         for t, feats in enumerate(self.context_features):
             out[f"context_features_{t}"] = feats
+        if self.negative_logq is not None and self.negative_logq.size:
+            out["negative_logq"] = self.negative_logq
         return out
 
     @classmethod
@@ -86,4 +93,5 @@ class MiniBatch:
         return cls(ticket=Ticket.from_list(arrays["ticket"]), graph=graph,
                    features=arrays["features"],
                    **{name: arrays[name] for name in POSITION_FIELDS},
-                   context_features=tuple(context_features))
+                   context_features=tuple(context_features),
+                   negative_logq=arrays.get("negative_logq"))

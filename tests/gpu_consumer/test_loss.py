@@ -214,3 +214,87 @@ def test_a_large_beta_turns_a_negative_into_a_violation():
     assert ranking_loss("max_margin", v[:, :2], **args).loss.item() == 0.0
     parts = ranking_loss("max_margin", v, **args, prior=True)
     assert parts.loss.item() == pytest.approx(1.5 - 0.8 + 0.1, abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 5), st.integers(0, 3),
+       st.floats(0.05, 1.0), st.booleans())
+def test_the_softmax_subtracts_each_negatives_correction(seed, batch, easy, hard, temperature,
+                                                         in_batch):
+    z, q, p, e, h = random_batch(seed, batch, easy, hard)
+    logq = torch.rand(batch, easy + hard, generator=torch.Generator().manual_seed(seed)) * 3
+    got = ranking_loss("softmax", z, q, p, e, h, margin=0.1, temperature=temperature,
+                       in_batch=in_batch, negative_logq=logq).loss.item()
+    ql, pl, el, hl = q.tolist(), p.tolist(), e.tolist(), h.tolist()
+    total = 0.0
+    for b in range(batch):
+        logits = [float(z[ql[b]] @ z[pl[b]]) / temperature]
+        for j, n in enumerate(el):
+            if n not in (pl[b], ql[b]):
+                logits.append(float(z[ql[b]] @ z[n]) / temperature - float(logq[b, j]))
+        if in_batch:
+            logits += [float(z[ql[b]] @ z[pl[j]]) / temperature for j in range(batch)
+                       if pl[j] not in (pl[b], ql[b])]
+        for k, n in enumerate(hl[b]):
+            if n >= 0:
+                logits.append(float(z[ql[b]] @ z[n]) / temperature - float(logq[b, easy + k]))
+        top = max(logits)
+        total += -(logits[0] - top - math.log(sum(math.exp(x - top) for x in logits)))
+    assert got == pytest.approx(total / batch, rel=1e-4, abs=1e-5)
+    hinge = dict(margin=0.1, in_batch=in_batch)
+    assert ranking_loss("max_margin", z, q, p, e, h, negative_logq=logq, **hinge).loss.item() \
+        == ranking_loss("max_margin", z, q, p, e, h, **hinge).loss.item()
+
+
+def test_a_correction_of_the_wrong_width_is_a_clear_error():
+    z, q, p, e, h = random_batch(0, 2, 3, 1)
+    with pytest.raises(ValueError, match="negative_logq has 6 columns"):
+        ranking_loss("softmax", z, q, p, e, h, margin=0.1, negative_logq=torch.zeros(2, 6))
+
+
+def _learnt_distribution(correct: bool, steps: int = 1500):
+    """Free logits θ over items 1..V-1 (item 0, the query, scores q·z_c = θ_c)
+    trained by the sampled softmax on positives drawn from `target`, with
+    uniform easy negatives and hard negatives from a window of the most
+    likely items; returns softmax(θ) and the target."""
+    import numpy as np
+    from sampler import negatives as neg
+    v, batch, n_easy, n_hard = 40, 16, 16, 4
+    rng = np.random.default_rng(0)
+    target = np.exp(rng.normal(0, 1.0, v - 1))
+    target[:10] *= 6                      # items 1..10: the query's related ones
+    target /= target.sum()
+    window = neg.Windows(np.tile(np.arange(1, 11), (batch, 1)), np.zeros(batch, np.int64),
+                         np.full(batch, 10, np.int64))
+    rates = neg.easy_rates(v, n_easy)
+    theta = torch.zeros(v, 1, requires_grad=True)
+    optim = torch.optim.Adam([theta], lr=0.05)
+    query = torch.ones(1, 1)
+    for step in range(steps):
+        pos = rng.choice(np.arange(1, v), batch, p=target)
+        easy = rng.choice(v, n_easy, replace=False)
+        hard = rng.integers(1, 11, (batch, n_hard))
+        logq = neg.logq_correction(window, hard, v, easy, rates) if correct else None
+        z = torch.cat([query, theta[1:]])
+        loss = ranking_loss("softmax", z, torch.zeros(batch, dtype=torch.long),
+                            torch.from_numpy(pos), torch.from_numpy(easy), torch.from_numpy(hard),
+                            margin=0.1, temperature=1.0,
+                            negative_logq=None if logq is None else torch.from_numpy(logq)).loss
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    learnt = torch.softmax(theta.detach()[1:, 0], 0).numpy()
+    return learnt, target
+
+
+def test_corrected_hard_negatives_learn_what_the_data_says():
+    # Uncorrected, the hard negatives weigh the window's items more in the
+    # partition function than the catalogue holds them: the model learns to
+    # put them below where the data does.  Corrected, it learns the data's
+    # distribution, as uniform negatives alone would.
+    corrected, target = _learnt_distribution(True)
+    biased, _ = _learnt_distribution(False)
+    in_window = slice(0, 10)
+    assert biased[in_window].sum() < 0.85 * target[in_window].sum()
+    assert abs(corrected[in_window].sum() - target[in_window].sum()) < 0.1 * target[in_window].sum()
+    assert abs(corrected - target).sum() < 0.5 * abs(biased - target).sum()

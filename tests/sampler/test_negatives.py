@@ -73,3 +73,54 @@ def test_hard_negatives_for_unreachable_queries_fall_back_to_uniform():
     assert not (hard == q[:, None]).any() and not (hard == p[:, None]).any()
     assert negatives.hard_negatives(g, q, p, 0, rank=(5, 10), full_catalogue=50, num_walks=5,
                                     walk_length=5, restart_prob=0.1, seed=1).shape == (2, 0)
+
+
+def test_windows_and_draw_are_what_hard_negatives_gives():
+    g = random_graph(num_items=400, num_ctx=80, m=2000, seed=2)
+    q = np.arange(0, 100, 7)
+    p = (q + 1) % 398
+    args = dict(rank=(10, 30), full_catalogue=400, num_walks=50, walk_length=20,
+                restart_prob=0.15, seed=9)
+    windows = negatives.hard_negative_windows(g, q, p, **args)
+    drawn = negatives.draw_hard_negatives(windows, q, p, 6, g.num_items, seed=9)
+    np.testing.assert_array_equal(drawn, negatives.hard_negatives(g, q, p, 6, **args))
+    assert (windows.stop <= 30).all() and (windows.start <= windows.stop).all()
+
+
+def _windows(rows):
+    """Windows whose row i is exactly rows[i] (an empty row: nothing reached)."""
+    width = max(1, max(len(r) for r in rows))
+    items = np.full((len(rows), width), -1, np.int64)
+    for i, r in enumerate(rows):
+        items[i, :len(r)] = r
+    return negatives.Windows(items, np.zeros(len(rows), np.int64),
+                             np.array([len(r) for r in rows], np.int64))
+
+
+def test_logq_correction_weighs_window_items_by_how_much_more_they_are_drawn():
+    n_items, easy = 100, np.array([3, 50, 7, 90])
+    rates = negatives.easy_rates(n_items, 4)                       # 4 / 100 each
+    np.testing.assert_allclose(rates, 0.04)
+    windows = _windows([[3, 7, 11, 12, 13], []])                  # row 1 reached nothing
+    hard = np.array([[11, 3], [42, 43]])
+    got = negatives.logq_correction(windows, hard, n_items, easy, rates)
+    inside = np.log1p((2 / 5) / 0.04)        # 2 hard draws over 5 window items, per easy rate
+    fallback = np.log1p((2 / 100) / 0.04)    # 2 uniform draws over the catalogue
+    np.testing.assert_allclose(got[0], [inside, 0, inside, 0, inside, inside], rtol=1e-6)
+    np.testing.assert_allclose(got[1], np.full(6, fallback), rtol=1e-6)
+    assert got.dtype == np.float32
+    assert negatives.logq_correction(windows, np.empty((2, 0), np.int64), n_items, easy,
+                                     rates).shape == (2, 4)
+    assert not negatives.logq_correction(windows, hard, n_items, easy[:0], rates).any()
+
+
+def test_logq_correction_uses_each_items_own_easy_rate_under_degree_negatives():
+    deg = np.array([1, 16, 1, 16, 0])
+    rates = negatives.easy_rates(5, 2, "degree", deg)
+    w = deg ** 0.75
+    np.testing.assert_allclose(rates, np.minimum(1, 2 * w / w.sum()))
+    got = negatives.logq_correction(_windows([[0, 1]]), np.array([[0, 1]]), 5,
+                                    np.array([1, 3]), rates)
+    np.testing.assert_allclose(got[0], [np.log1p(1 / rates[1]), 0, np.log1p(1 / rates[0]),
+                                        np.log1p(1 / rates[1])], rtol=1e-6)
+    assert got[0, 2] > got[0, 3]             # the rarely drawn item needs the larger correction

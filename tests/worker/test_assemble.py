@@ -268,3 +268,19 @@ def test_walk_positives_build_batches_whose_pairs_come_from_the_walks(store):
     assert set(zip(t.queries.tolist(), t.positives.tolist())) <= drawn
     batch = b.build(Ticket(0, 0, 11, 0))
     assert batch.queries.shape == (32,)
+
+
+def test_hard_negatives_travel_with_their_logq_correction(store, builder):
+    mb = builder.build(Ticket(0, 0, 5, 2))
+    logq = mb.negative_logq
+    assert logq.shape == (32, 20 + 2) and logq.dtype == np.float16
+    assert (logq[:, 20:] > 0).all()           # a hard negative is always over-drawn
+    assert (logq >= 0).all() and (logq[:, :20] == 0).any()
+    back = MiniBatch.from_arrays(mb.to_arrays())
+    np.testing.assert_array_equal(back.negative_logq, logq)
+    assert builder.build(Ticket(0, 0, 5, 0)).negative_logq.shape == (32, 0)
+    off = BatchBuilder(store, _cfg("sampler.hard_negative_correction=false")).build(
+        Ticket(0, 0, 5, 2))
+    assert off.negative_logq.shape == (32, 0)
+    np.testing.assert_array_equal(off.hard_negatives, mb.hard_negatives)
+    assert MiniBatch.from_arrays(off.to_arrays()).negative_logq is None
