@@ -144,7 +144,9 @@ def logq_correction(windows: Windows, hard: np.ndarray, num_items: int, easy: np
     """float32 [B, len(easy) + h]: what the sampled softmax subtracts from
     each negative's logit, the batch's easy negatives first, then each
     query's hard ones (`hard` [B, h], drawn from `windows`), so that the
-    hard negatives leave its objective the full softmax's.
+    hard negatives leave its objective what the easy negatives alone
+    estimate (with uniform ones, the full softmax's up to the positive's
+    constant weight).
 
     A sampled softmax's negatives stand in for the whole catalogue, each in
     proportion to how often the proposal draws it.  Uniform easy negatives
