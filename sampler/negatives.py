@@ -168,16 +168,22 @@ def logq_correction(windows: Windows, hard: np.ndarray, num_items: int, easy: np
     if h == 0 or b == 0 or n == 0:
         return out
     rates = np.maximum(np.asarray(rates, np.float64), 1e-12)
-    for i in range(b):
-        a, z = int(windows.start[i]), int(windows.stop[i])
-        if z > a:
-            inside = np.isin(easy, windows.items[i, a:z])
-            rate = h / (z - a)
-        else:                       # the uniform fallback draws every item alike
-            inside = np.ones(n, bool)
-            rate = h / max(1, num_items)
-        out[i, :n][inside] = np.log1p(rate / rates[easy[inside]])
-        out[i, n:] = np.log1p(rate / rates[hard[i]])
+    start, stop = windows.start, windows.stop
+    empty = stop <= start            # the uniform fallback draws every item alike
+    rate = np.where(empty, h / max(1, num_items), h / np.maximum(1, stop - start))   # [B]
+    # easy columns inside each row's window: each window item's column among the
+    # easy negatives (one lookup table for the batch, not a search per row)
+    column = np.full(num_items, -1, np.int64)
+    column[easy] = np.arange(n)
+    ranks = np.arange(windows.items.shape[1])
+    inside = (ranks >= start[:, None]) & (ranks < stop[:, None])
+    hit = np.where(inside, column[np.clip(windows.items, 0, num_items - 1)], -1)
+    rows, cols = np.nonzero(hit >= 0)
+    cols = hit[rows, cols]
+    out[rows, cols] = np.log1p(rate[rows] / rates[easy[cols]])
+    if empty.any():
+        out[empty, :n] = np.log1p(rate[empty, None] / rates[easy][None, :])
+    out[:, n:] = np.log1p(rate[:, None] / rates[hard])
     return out
 
 
