@@ -235,3 +235,22 @@ def test_a_model_built_with_another_prior_source_is_refused():
     model.spec = SimpleNamespace(candidate_prior=True, prior_source="learned")
     with pytest.raises(ModelError, match="prior_source"):
         Trainer(model, cfg, total_steps=10, device=torch.device("cpu"))
+
+
+def test_the_softmax_step_subtracts_the_batchs_logq_correction():
+    import dataclasses
+    import numpy as np
+    from gpu_consumer.tensors import TensorBatch
+    from tests.gpu_consumer.batches import make_minibatch
+    plain = make_minibatch(3, batch_size=8, easy=6, hard=2)
+    logq = np.full((8, 6 + 2), 2.0, np.float16)          # as producers send it
+    corrected = TensorBatch.from_minibatch(dataclasses.replace(plain, negative_logq=logq))
+    assert corrected.negative_logq.dtype == torch.float32
+    uncorrected = TensorBatch.from_minibatch(plain)
+    assert uncorrected.negative_logq is None
+    softmax = [trainer("trainer.loss=softmax").train_step(b).loss
+               for b in (corrected, uncorrected)]
+    assert softmax[0] < softmax[1]         # every negative's logit lowered by 2
+    hinge = [trainer("trainer.loss=max_margin").train_step(b).loss
+             for b in (corrected, uncorrected)]
+    assert hinge[0] == hinge[1]

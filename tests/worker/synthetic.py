@@ -25,9 +25,13 @@ def synthetic_batch(ticket: Ticket, *, targets: int = 16, dim: int = 8, k: int =
     graph = ComputationGraph((nodes0, nodes0[:targets]), (block,))
     half = targets // 2
     hard = rng.integers(0, targets, (half, ticket.hard_negatives)).astype(np.int32)
+    easy = np.arange(min(4, targets), dtype=np.int32)
+    logq = None
+    if ticket.hard_negatives:          # as the builder sends them: float16, easy then hard
+        logq = rng.random((half, easy.size + ticket.hard_negatives)).astype(np.float16)
     return MiniBatch(ticket, graph, rng.random((sources, dim)).astype(dtype),
                      np.arange(half, dtype=np.int32), np.arange(half, 2 * half, dtype=np.int32),
-                     np.arange(min(4, targets), dtype=np.int32), hard)
+                     easy, hard, negative_logq=logq)
 
 
 class SyntheticBuilder:

@@ -36,6 +36,7 @@ def test_round_trip_is_exact(epoch, batch, seed, hard, targets):
     message = wire.decode([bytes(f) for f in frames], digest=DIGEST, max_bytes=LIMIT)
     assert message.header.producer == "p-0" and message.header.ticket == ticket
     assert_batches_equal(message.batch, original)
+    assert (message.batch.negative_logq is None) == (hard == 0)
 
 
 def test_float16_features_travel_at_half_size():
