@@ -4,7 +4,8 @@ Easy negatives are drawn uniformly, or proportionally to degree^0.75 (the
 word2vec / PinSage popularity correction), without replacement where the
 catalogue allows.  Hard negatives are items ranked lo..hi by personalised
 PageRank from the query (visit counts of longer restart walks): related to
-the query, but not as related as the positive.
+the query, but not as related as the positive.  `logq_correction` is what a
+sampled softmax subtracts so that drawing them does not bias it.
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ def logq_correction(windows: Windows, hard: np.ndarray, num_items: int, easy: np
 
     A sampled softmax's negatives stand in for the whole catalogue, each in
     proportion to how often the proposal draws it.  Uniform easy negatives
-    draw every item alike, so the sampled loss estimates the full one
-    without correction; hard negatives draw a query's window items h / |W|
+    draw every item alike, so they need no correction; hard negatives draw a
+    query's window items h / |W|
     times more, and uncorrected they weigh those items that much more in
     the partition function: the model learns to rank them below where the
     data puts them.  Subtracting log(1 + hard rate / easy rate) from the
