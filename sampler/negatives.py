@@ -152,10 +152,9 @@ def logq_correction(windows: Windows, hard: np.ndarray, num_items: int, easy: np
     A sampled softmax's negatives stand in for the whole catalogue, each in
     proportion to how often the proposal draws it.  Uniform easy negatives
     draw every item alike, so they need no correction; hard negatives draw a
-    query's window items h / |W|
-    times more, and uncorrected they weigh those items that much more in
-    the partition function: the model learns to rank them below where the
-    data puts them.  Subtracting log(1 + hard rate / easy rate) from the
+    query's window items h / |W| times more, and uncorrected they weigh
+    those items that much more in the partition function: the model learns
+    to rank them below where the data puts them.  Subtracting log(1 + hard rate / easy rate) from the
     logit of every window item, hard or easy negative alike (the
     importance-sampled softmax of Bengio & Senecal), restores the estimate;
     what the hard negatives can still add is a lower-variance one.  `rates`:
