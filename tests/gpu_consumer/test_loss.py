@@ -48,13 +48,26 @@ def reference(z, q, p, easy, hard, margin, in_batch=False, score=None):
     return total / max(1, count)
 
 
-def softmax_reference(z, q, p, easy, hard, temperature, in_batch=False, score=None):
+def corrections_of(b, q, p, easy, hard, in_batch, logq):
+    """What the softmax subtracts from each of negatives_of's logits: logq
+    [B][N + h] holds the easy columns, then the hard; in-batch negatives none."""
+    out = [logq[b][j] for j, n in enumerate(easy) if n not in (p[b], q[b])]
+    out += [logq[b][len(easy) + k] for k, n in enumerate(hard[b]) if n >= 0]
+    if in_batch:
+        out += [0.0 for j in range(len(q)) if p[j] not in (p[b], q[b])]
+    return out
+
+
+def softmax_reference(z, q, p, easy, hard, temperature, in_batch=False, score=None,
+                      logq=None):
     score = score or dot(z)
     total = 0.0
     for b in range(len(q)):
+        negs = negatives_of(b, q, p, easy, hard, in_batch)
+        minus = (corrections_of(b, q, p, easy, hard, in_batch, logq) if logq is not None
+                 else [0.0] * len(negs))
         logits = [score(q[b], p[b]) / temperature]
-        logits += [score(q[b], n) / temperature
-                   for n in negatives_of(b, q, p, easy, hard, in_batch)]
+        logits += [score(q[b], n) / temperature - c for n, c in zip(negs, minus)]
         top = max(logits)
         total += -(logits[0] - top - math.log(sum(math.exp(x - top) for x in logits)))
     return total / len(q)
@@ -225,22 +238,10 @@ def test_the_softmax_subtracts_each_negatives_correction(seed, batch, easy, hard
     logq = torch.rand(batch, easy + hard, generator=torch.Generator().manual_seed(seed)) * 3
     got = ranking_loss("softmax", z, q, p, e, h, margin=0.1, temperature=temperature,
                        in_batch=in_batch, negative_logq=logq).loss.item()
-    ql, pl, el, hl = q.tolist(), p.tolist(), e.tolist(), h.tolist()
-    total = 0.0
-    for b in range(batch):
-        logits = [float(z[ql[b]] @ z[pl[b]]) / temperature]
-        for j, n in enumerate(el):
-            if n not in (pl[b], ql[b]):
-                logits.append(float(z[ql[b]] @ z[n]) / temperature - float(logq[b, j]))
-        if in_batch:
-            logits += [float(z[ql[b]] @ z[pl[j]]) / temperature for j in range(batch)
-                       if pl[j] not in (pl[b], ql[b])]
-        for k, n in enumerate(hl[b]):
-            if n >= 0:
-                logits.append(float(z[ql[b]] @ z[n]) / temperature - float(logq[b, easy + k]))
-        top = max(logits)
-        total += -(logits[0] - top - math.log(sum(math.exp(x - top) for x in logits)))
-    assert got == pytest.approx(total / batch, rel=1e-4, abs=1e-5)
+    assert got == pytest.approx(softmax_reference(z, q.tolist(), p.tolist(), e.tolist(),
+                                                  h.tolist(), temperature, in_batch,
+                                                  logq=logq.tolist()),
+                                rel=1e-4, abs=1e-5)
     hinge = dict(margin=0.1, in_batch=in_batch)
     assert ranking_loss("max_margin", z, q, p, e, h, negative_logq=logq, **hinge).loss.item() \
         == ranking_loss("max_margin", z, q, p, e, h, **hinge).loss.item()
