@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from sampler import negatives
 from sampler.neighbourhoods import ranked_visits
@@ -124,3 +125,31 @@ def test_logq_correction_uses_each_items_own_easy_rate_under_degree_negatives():
     np.testing.assert_allclose(got[0], [np.log1p(1 / rates[1]), 0, np.log1p(1 / rates[0]),
                                         np.log1p(1 / rates[1])], rtol=1e-6)
     assert got[0, 2] > got[0, 3]             # the rarely drawn item needs the larger correction
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 8), st.integers(0, 12), st.integers(0, 3),
+       st.booleans())
+def test_logq_correction_matches_a_row_by_row_reference(seed, rows, n_easy, h, degree):
+    rng = np.random.default_rng(seed)
+    n_items = 40
+    items = np.stack([rng.permutation(n_items)[:15] for _ in range(rows)])
+    start = rng.integers(0, 8, rows)
+    stop = np.where(rng.random(rows) < 0.2, start, rng.integers(8, 16, rows))  # some empty
+    items[np.arange(15)[None, :] >= stop[:, None]] = -1      # unreached ranks are padding
+    windows = negatives.Windows(items, start, stop)
+    easy = rng.choice(n_items, n_easy, replace=False)
+    hard = rng.integers(0, n_items, (rows, h))
+    rates = negatives.easy_rates(n_items, max(1, n_easy), "degree" if degree else "uniform",
+                                 rng.integers(0, 20, n_items) if degree else None)
+    got = negatives.logq_correction(windows, hard, n_items, easy, rates)
+    want = np.zeros((rows, n_easy + h))
+    if h and n_easy:
+        r = np.maximum(rates, 1e-12)
+        for i in range(rows):
+            a, z = start[i], stop[i]
+            rate = h / (z - a) if z > a else h / n_items
+            inside = np.isin(easy, items[i, a:z]) if z > a else np.ones(n_easy, bool)
+            want[i, :n_easy] = np.where(inside, np.log1p(rate / r[easy]), 0)
+            want[i, n_easy:] = np.log1p(rate / r[hard[i]])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
