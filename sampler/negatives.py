@@ -19,6 +19,11 @@ from sampler.neighbourhoods import ranked_visits
 from sampler.rng import seed64
 
 
+def degree_weights(degrees: np.ndarray) -> np.ndarray:
+    """float64: the 'degree' easy negatives' unnormalised proposal, degree^0.75."""
+    return np.power(np.asarray(degrees, np.float64), 0.75)
+
+
 def easy_negatives(num_items: int, count: int, rng: np.random.Generator,
                    distribution: str = "uniform", degrees: np.ndarray | None = None
                    ) -> np.ndarray:
@@ -31,7 +36,7 @@ def easy_negatives(num_items: int, count: int, rng: np.random.Generator,
     if distribution == "degree":
         if degrees is None:
             raise ValueError("distribution='degree' needs the item degrees")
-        w = np.power(np.asarray(degrees, np.float64), 0.75)
+        w = degree_weights(degrees)
         if not w.sum() > 0:
             return rng.choice(num_items, size=count, replace=False).astype(np.int64)
         nonzero = int(np.count_nonzero(w))
@@ -134,7 +139,7 @@ def easy_rates(num_items: int, count: int, distribution: str = "uniform",
     items' rate a little)."""
     count = min(count, num_items)
     if distribution == "degree" and degrees is not None:
-        w = np.power(np.asarray(degrees, np.float64), 0.75)
+        w = degree_weights(degrees)
         if w.sum() > 0:
             return np.minimum(1.0, count * w / w.sum())
     return np.full(num_items, count / max(1, num_items))
