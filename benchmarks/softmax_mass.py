@@ -16,7 +16,11 @@ where served), this reports, averaged over the queries:
 - the hard-negative window the run's producers draw from (its own
   sampler settings and walk kernel, sampler/negatives.py): its width, its
   mass, and `hard_coverage`: the mass h hard negatives sample a row, h x
-  mass / width, against the m / n the uniform negatives sample.
+  mass / width, against the m / n the uniform negatives sample;
+- the same for PinSage's hinge, whose gradient comes only from negatives
+  within the margin Δ of the positive (the held-out answer standing in for
+  it): how many items violate, how many of the m uniform and of the h hard
+  draws a row violate.
 
     python benchmarks/softmax_mass.py --holdout DIR --export EXPORT --run RUN_DIR
                                       [--temperature T] [--queries 1000] [--hard 2]
@@ -115,6 +119,28 @@ def unit_vectors(args, held, cfg) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
+def hinge_figures(z: np.ndarray, queries: np.ndarray, positives: np.ndarray, margin: float,
+                  items: np.ndarray, start: np.ndarray, stop: np.ndarray,
+                  easy: int, hard: int) -> dict:
+    """Which items violate the hinge, cos(q, c) > cos(q, p) - margin (never
+    q or p), and how many of `easy` uniform draws and of `hard` draws from
+    each row's window (items[i, start[i]:stop[i]]) violate, per row."""
+    n = z.shape[0] - 2
+    scores = z[queries].astype(np.float64) @ z.T.astype(np.float64)
+    rows = np.arange(len(queries))
+    bar = scores[rows, positives] - margin
+    scores[rows, queries] = scores[rows, positives] = -np.inf
+    violates = scores > bar[:, None]
+    count = violates.sum(axis=1)
+    widths = (stop - start).astype(np.float64)
+    inside = np.array([violates[i, items[i, a:b]].sum() for i, (a, b) in enumerate(zip(start, stop))])
+    rate = np.where(widths > 0, inside / np.maximum(widths, 1), 0.0)
+    return {"margin": margin, "violators": float(count.mean()),
+            "uniform_violating_draws": float(easy * count.mean() / n),
+            "hard_violating_draws": float(hard * rate.mean()),
+            "window_violating_share": float(inside.sum() / max(1, count.sum()))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--holdout", required=True, help="`sagewalk holdout` directory")
@@ -156,7 +182,10 @@ def main() -> None:
               "easy_negatives": int(s.easy_negatives), "hard_negatives": args.hard,
               **mass_figures(p, s.easy_negatives),
               "window": window_figures(p, windows.items, windows.start, windows.stop,
-                                       s.easy_negatives, args.hard)}
+                                       s.easy_negatives, args.hard),
+              "hinge": hinge_figures(z, queries, positives, float(cfg.trainer.margin),
+                                     windows.items, windows.start, windows.stop,
+                                     s.easy_negatives, args.hard)}
     print(json.dumps(report), flush=True)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from benchmarks.softmax_mass import mass_figures, softmax_rows, window_figures
+from benchmarks.softmax_mass import hinge_figures, mass_figures, softmax_rows, window_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,6 +69,20 @@ def test_the_window_figures_count_what_the_draws_reach():
     assert out["uniform_coverage"] == pytest.approx(0.5)
 
 
+def test_the_hinge_figures_count_the_negatives_within_the_margin():
+    # query 0, positive 1 at cosine 0.8; items 2-5 at cosines 0.9, 0.75, 0.6, 0.0:
+    # with margin 0.1, items 2 and 3 violate (> 0.7), 4 and 5 do not
+    angles = np.arccos([1.0, 0.8, 0.9, 0.75, 0.6, 0.0])
+    z = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    window = np.array([[3, 4, 5, 2]])
+    out = hinge_figures(z, np.array([0]), np.array([1]), 0.1, window, np.array([0]),
+                        np.array([2]), easy=8, hard=2)
+    assert out["violators"] == 2.0
+    assert out["uniform_violating_draws"] == pytest.approx(8 * 2 / 4)   # 4 other items
+    assert out["hard_violating_draws"] == pytest.approx(2 * 1 / 2)      # window {3, 4}: one
+    assert out["window_violating_share"] == pytest.approx(0.5)
+
+
 @pytest.fixture(scope="module")
 def held_dir(tmp_path_factory):
     from graphstore import build_from_arrays
@@ -101,6 +115,7 @@ def test_the_command_reads_an_ab_runs_vectors(held_dir, tmp_path):
         0.25, 200, 10, 50)
     assert 0 < out["top10"] < out["top50"] < out["top200"] <= 1.0 + 1e-9
     assert out["window"]["uniform_coverage"] == pytest.approx(50 / 199)
+    assert out["hinge"]["margin"] == 0.1 and out["hinge"]["violators"] >= 0
     # the prior column is not a direction: the unit part alone is what the loss saw
     z = vectors[:, :-1] / 3.0
     from serving import holdout as ho
