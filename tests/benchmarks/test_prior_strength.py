@@ -6,18 +6,13 @@ import numpy as np
 import pytest
 
 from benchmarks.prior_strength import factor_list, sweep
+from tests.benchmarks.small_holdout import small_holdout
 
 
 @pytest.fixture(scope="module")
 def held(tmp_path_factory):
-    from graphstore import build_from_arrays
-    from graphstore.synth import generate
     from serving import holdout as ho
-    tmp = tmp_path_factory.mktemp("ps")
-    g = generate(3000, 200, 400, 4, seed=1, p_in=0.95)
-    build_from_arrays(tmp / "src", edges={"rates": ("item", "user", g.items, g.users)},
-                      node_counts={"item": 200, "user": 400})
-    return ho.load_holdout(ho.split_store(tmp / "src", tmp / "ho", pairs=20, seed=1))
+    return ho.load_holdout(small_holdout(tmp_path_factory.mktemp("ps")))
 
 
 def _components(held, n):

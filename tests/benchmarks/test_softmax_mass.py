@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from benchmarks.softmax_mass import hinge_figures, mass_figures, softmax_rows, window_figures
+from tests.benchmarks.small_holdout import small_holdout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,14 +86,7 @@ def test_the_hinge_figures_count_the_negatives_within_the_margin():
 
 @pytest.fixture(scope="module")
 def held_dir(tmp_path_factory):
-    from graphstore import build_from_arrays
-    from graphstore.synth import generate
-    from serving import holdout as ho
-    tmp = tmp_path_factory.mktemp("mass")
-    g = generate(3000, 200, 400, 4, seed=1, p_in=0.95)
-    build_from_arrays(tmp / "src", edges={"rates": ("item", "user", g.items, g.users)},
-                      node_counts={"item": 200, "user": 400})
-    return ho.split_store(tmp / "src", tmp / "ho", pairs=20, seed=1)
+    return small_holdout(tmp_path_factory.mktemp("mass"))
 
 
 def _cli(*args):
