@@ -72,14 +72,14 @@ def mass_figures(p: np.ndarray, easy: int, top=TOP) -> dict:
     return out
 
 
-def window_figures(p: np.ndarray, items: np.ndarray, start: np.ndarray, stop: np.ndarray,
-                   easy: int, hard: int) -> dict:
-    """What the hard-negative windows (row i: items[i, start[i]:stop[i]])
-    hold of softmax rows p [Q, n], and what `hard` draws from them sample of
-    it against `easy` uniform negatives."""
+def window_figures(p: np.ndarray, windows, easy: int, hard: int) -> dict:
+    """What the hard-negative windows (sampler.negatives.Windows, one row per
+    query) hold of softmax rows p [Q, n], and what `hard` draws from them
+    sample of it against `easy` uniform negatives."""
     n = p.shape[1] - 1
-    widths = (stop - start).astype(np.float64)
-    mass = np.array([p[i, items[i, a:b]].sum() for i, (a, b) in enumerate(zip(start, stop))])
+    inside = windows.inside()
+    widths = inside.sum(axis=1).astype(np.float64)
+    mass = np.where(inside, _gather(p, windows.items), 0.0).sum(axis=1)
     has = widths > 0
     per_item = np.where(has, mass / np.maximum(widths, 1), 0.0)
     return {"queries_with_window": int(has.sum()),
@@ -88,6 +88,12 @@ def window_figures(p: np.ndarray, items: np.ndarray, start: np.ndarray, stop: np
             "mass_per_item_over_mean": float(np.mean(per_item[has] * n)) if has.any() else 0.0,
             "hard_coverage": float(np.mean(hard * per_item)),
             "uniform_coverage": easy / n}
+
+
+def _gather(rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """rows[i, items[i, j]] for every (i, j); padding ids (< 0) read column 0
+    and are left for the caller's window mask to drop."""
+    return np.take_along_axis(rows, np.clip(items, 0, rows.shape[1] - 1), axis=1)
 
 
 def settings(args):
@@ -122,11 +128,10 @@ def unit_vectors(args, held, cfg) -> np.ndarray:
 
 
 def hinge_figures(z: np.ndarray, queries: np.ndarray, positives: np.ndarray, margin: float,
-                  items: np.ndarray, start: np.ndarray, stop: np.ndarray,
-                  easy: int, hard: int) -> dict:
+                  windows, easy: int, hard: int) -> dict:
     """Which items violate the hinge, cos(q, c) > cos(q, p) - margin (never
     q or p), and how many of `easy` uniform draws and of `hard` draws from
-    each row's window (items[i, start[i]:stop[i]]) violate, per row."""
+    each row's window (sampler.negatives.Windows) violate, per row."""
     n = z.shape[0] - 2
     scores = z[queries].astype(np.float64) @ z.T.astype(np.float64)
     rows = np.arange(len(queries))
@@ -134,8 +139,9 @@ def hinge_figures(z: np.ndarray, queries: np.ndarray, positives: np.ndarray, mar
     scores[rows, queries] = scores[rows, positives] = -np.inf
     violates = scores > bar[:, None]
     count = violates.sum(axis=1)
-    widths = (stop - start).astype(np.float64)
-    inside = np.array([violates[i, items[i, a:b]].sum() for i, (a, b) in enumerate(zip(start, stop))])
+    in_window = windows.inside()
+    widths = in_window.sum(axis=1).astype(np.float64)
+    inside = (in_window & _gather(violates, windows.items)).sum(axis=1)
     rate = np.where(widths > 0, inside / np.maximum(widths, 1), 0.0)
     return {"margin": margin, "violators": float(count.mean()),
             "uniform_violating_draws": float(easy * count.mean() / n),
@@ -183,11 +189,9 @@ def main() -> None:
               "temperature": tau, "items": int(z.shape[0]), "queries": int(len(queries)),
               "easy_negatives": int(s.easy_negatives), "hard_negatives": args.hard,
               **mass_figures(p, s.easy_negatives),
-              "window": window_figures(p, windows.items, windows.start, windows.stop,
-                                       s.easy_negatives, args.hard),
+              "window": window_figures(p, windows, s.easy_negatives, args.hard),
               "hinge": hinge_figures(z, queries, positives, float(cfg.trainer.margin),
-                                     windows.items, windows.start, windows.stop,
-                                     s.easy_negatives, args.hard)}
+                                     windows, s.easy_negatives, args.hard)}
     print(json.dumps(report), flush=True)
 
 

@@ -77,6 +77,11 @@ class Windows:
     start: np.ndarray     # int64 [B]
     stop: np.ndarray      # int64 [B]
 
+    def inside(self) -> np.ndarray:
+        """bool [B, hi]: which ranks of each row lie in its window."""
+        ranks = np.arange(self.items.shape[1])
+        return (ranks >= self.start[:, None]) & (ranks < self.stop[:, None])
+
 
 def hard_negative_windows(graph: WalkGraph, queries: np.ndarray, positives: np.ndarray, *,
                           rank: tuple[int, int], full_catalogue: int, num_walks: int,
@@ -159,12 +164,12 @@ def logq_correction(windows: Windows, hard: np.ndarray, num_items: int, easy: np
     draw every item alike, so they need no correction; hard negatives draw a
     query's window items h / |W| times more, and uncorrected they weigh
     those items that much more in the partition function: the model learns
-    to rank them below where the data puts them.  Subtracting log(1 + hard rate / easy rate) from the
-    logit of every window item, hard or easy negative alike (the
-    importance-sampled softmax of Bengio & Senecal), restores the estimate;
-    what the hard negatives can still add is a lower-variance one.  `rates`:
-    each item's expected count among the easy negatives (`easy_rates`).
-    Items outside the window: 0."""
+    to rank them below where the data puts them.  Subtracting log(1 + hard
+    rate / easy rate) from the logit of every window item, hard or easy
+    negative alike (the importance-sampled softmax of Bengio & Senecal),
+    restores the estimate; what the hard negatives can still add is a
+    lower-variance one.  `rates`: each item's expected count among the easy
+    negatives (`easy_rates`).  Items outside the window: 0."""
     easy = np.asarray(easy, np.int64)
     hard = np.asarray(hard, np.int64)
     b, h = hard.shape
@@ -180,9 +185,7 @@ def logq_correction(windows: Windows, hard: np.ndarray, num_items: int, easy: np
     # easy negatives (one lookup table for the batch, not a search per row)
     column = np.full(num_items, -1, np.int64)
     column[easy] = np.arange(n)
-    ranks = np.arange(windows.items.shape[1])
-    inside = (ranks >= start[:, None]) & (ranks < stop[:, None])
-    hit = np.where(inside, column[np.clip(windows.items, 0, num_items - 1)], -1)
+    hit = np.where(windows.inside(), column[np.clip(windows.items, 0, num_items - 1)], -1)
     rows, cols = np.nonzero(hit >= 0)
     cols = hit[rows, cols]
     out[rows, cols] = np.log1p(rate[rows] / rates[easy[cols]])

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from benchmarks.softmax_mass import hinge_figures, mass_figures, softmax_rows, window_figures
+from sampler.negatives import Windows
 from tests.benchmarks.small_holdout import small_holdout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def test_the_window_figures_count_what_the_draws_reach():
     # (mass 0.5 over 2), row 1's is empty
     p = np.array([[0.0, 0.1, 0.2, 0.3, 0.4], [0.25, 0.0, 0.25, 0.25, 0.25]])
     items = np.array([[1, 2, 3, 4], [0, 2, 3, 4]])
-    out = window_figures(p, items, np.array([1, 0]), np.array([3, 0]), easy=2, hard=2)
+    out = window_figures(p, Windows(items, np.array([1, 0]), np.array([3, 0])), easy=2, hard=2)
     assert out["queries_with_window"] == 1 and out["width_median"] == 1.0
     assert out["mass"] == pytest.approx(0.25)                       # (0.5 + 0) / 2
     assert out["mass_per_item_over_mean"] == pytest.approx(0.25 * 4)  # 0.25 an item, 1/4 mean
@@ -76,8 +77,8 @@ def test_the_hinge_figures_count_the_negatives_within_the_margin():
     angles = np.arccos([1.0, 0.8, 0.9, 0.75, 0.6, 0.0])
     z = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     window = np.array([[3, 4, 5, 2]])
-    out = hinge_figures(z, np.array([0]), np.array([1]), 0.1, window, np.array([0]),
-                        np.array([2]), easy=8, hard=2)
+    out = hinge_figures(z, np.array([0]), np.array([1]), 0.1,
+                        Windows(window, np.array([0]), np.array([2])), easy=8, hard=2)
     assert out["violators"] == 2.0
     assert out["uniform_violating_draws"] == pytest.approx(8 * 2 / 4)   # 4 other items
     assert out["hard_violating_draws"] == pytest.approx(2 * 1 / 2)      # window {3, 4}: one
