@@ -47,7 +47,8 @@ class TrainingPairs:
         if not 0 <= index < total:
             raise ValueError(f"batch {index} of epoch {epoch} does not exist: an epoch has "
                              f"{total} batches of {batch_size} pairs ({len(self)} pairs)")
-        order = epoch_order(len(self), seed, epoch)[index * batch_size:(index + 1) * batch_size]
+        order = EpochOrder(len(self), seed, epoch).take(index * batch_size,
+                                                        (index + 1) * batch_size)
         return self.take(order)
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,23 +56,55 @@ class TrainingPairs:
         return self.queries[rows].astype(np.int64), self.positives[rows].astype(np.int64)
 
 
-def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
-    """rng.permutation(n), the same draws and order, as int32 when n fits: at
-    10M items x 2 pairs an int64 order is 160 MB in every producer."""
-    order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
-    rng.shuffle(order)
-    return order
+class EpochOrder:
+    """The order of the n training pairs in one epoch: a Fisher-Yates shuffle
+    seeded by (seed, epoch), carried out only as far as the batches asked for
+    reach.  Its first k entries are a uniform random k of the pairs in random
+    order, the same in every process whatever order the batches are asked in,
+    at the cost of k swaps: an epoch of a few hundred batches over tens of
+    millions of pairs (sagewalk train draws many positives per item) does
+    not pay for shuffling them all."""
+
+    def __init__(self, n: int, seed: int, epoch: int):
+        # int32 while it fits: at 10M items x 2 pairs an int64 order is 160 MB.
+        self.order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+        self.shuffled = 0
+        self._state = np.uint64(walk_state(seed64(seed), np.uint64(epoch), np.uint64(0x5A17)))
+
+    def take(self, start: int, stop: int) -> np.ndarray:
+        """Entries [start, stop) of the order (stop clipped to n)."""
+        stop = min(int(stop), self.order.shape[0])
+        if stop > self.shuffled:
+            self._state = np.uint64(_shuffle_prefix(self.order, self.shuffled, stop, self._state))
+            self.shuffled = stop
+        return self.order[start:stop]
+
+
+@numba.njit(nogil=True, cache=True)
+def _shuffle_prefix(order, start, stop, s):
+    """Fisher-Yates steps start..stop-1 over `order`; returns the state."""
+    n = order.shape[0]
+    for i in range(start, stop):
+        s = advance(s)
+        j = i + below(s, n - i)
+        order[i], order[j] = order[j], order[i]
+    return s
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The permutation of the n training pairs for `epoch` (same in every process)."""
-    return permutation(np.random.default_rng([seed, epoch, 0x5A17]), n)
+    """The whole order of the n training pairs for `epoch` (EpochOrder's)."""
+    return EpochOrder(n, seed, epoch).take(0, n)
 
 
 def split(queries, positives, validation_fraction: float, seed: int) -> TrainingPairs:
-    """Hold out round(fraction * n) pairs, chosen by a seeded permutation.
-    Ids are kept as int32 while they fit (the pairs live in every producer
-    and the trainer for the whole run)."""
+    """Hold out about `validation_fraction` of the pairs, by item pair: an
+    unordered pair {a, b} is held out or not as a seeded hash of (a, b)
+    says, so every copy of it, either way round, lands on the same side.
+    Drawn positives repeat (many per item from few co-occurring items), and
+    a held-out pair that is also trained on measures memory, not
+    generalisation.  The held-out side keeps one copy of each pair.  Ids are
+    kept as int32 while they fit (the pairs live in every producer and the
+    trainer for the whole run)."""
     q, p = np.asarray(queries), np.asarray(positives)
     top = max(int(q.max(initial=0)), int(p.max(initial=0)))
     ids = np.int32 if top < 2**31 else np.int64
@@ -81,11 +114,25 @@ def split(queries, positives, validation_fraction: float, seed: int) -> Training
     else:
         q, p = q[keep].astype(ids), p[keep].astype(ids)
     del keep
-    perm = permutation(np.random.default_rng([seed, 0xBA1]), q.shape[0])
-    n_val = int(round(validation_fraction * q.shape[0]))
-    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    del perm
-    return TrainingPairs(q[train], p[train], q[val], p[val])
+    held = np.empty(q.shape[0], np.bool_)
+    if q.shape[0]:
+        _held_out(q, p, seed64(seed), float(validation_fraction), held)
+    vq, vp = q[held], p[held]
+    lo, hi = np.minimum(vq, vp).astype(np.int64), np.maximum(vq, vp).astype(np.int64)
+    _, first = np.unique(lo * (top + 1) + hi if top < 2**31 else np.stack([lo, hi], 1),
+                         axis=None if top < 2**31 else 0, return_index=True)
+    first.sort()
+    np.logical_not(held, out=held)
+    return TrainingPairs(q[held], p[held], vq[first], vp[first])
+
+
+@numba.njit(nogil=True, cache=True)
+def _held_out(q, p, seed, fraction, out):
+    """out[i]: whether the unordered pair {q[i], p[i]} is held out."""
+    for i in range(q.shape[0]):
+        a, b = np.uint64(q[i]), np.uint64(p[i])
+        lo, hi = (a, b) if a < b else (b, a)
+        out[i] = unit(walk_state(seed, lo, hi)) < fraction
 
 
 def cooccurrence_pairs(graph: WalkGraph, pairs_per_item: int, seed: int

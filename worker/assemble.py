@@ -3,7 +3,7 @@
     builder = BatchBuilder(store, config.sampler, model="pinsage")
     batch = builder.build(ticket)         # same ticket -> identical arrays
 
-For a ticket: its pairs (a slice of the epoch's fixed permutation), easy
+For a ticket: its pairs (a slice of the epoch's seeded order), easy
 negatives shared by the batch, the ticket's number of hard negatives per query,
 then the computation graph over all of them (query<->positive links banned from
 both neighbourhoods), then input features gathered from the store's memmap.
@@ -48,7 +48,7 @@ class BatchBuilder:
         self._pairs: pairs.TrainingPairs | None = None
         self._degrees = None
         self._easy_rates = None
-        self._order_cache: tuple[int, np.ndarray] | None = None
+        self._order_cache: tuple[int, pairs.EpochOrder] | None = None
 
     @property
     def pairs(self) -> pairs.TrainingPairs:
@@ -133,13 +133,13 @@ class BatchBuilder:
     def _batch_pairs(self, ticket: Ticket):
         n = len(self.pairs)
         if self._order_cache is None or self._order_cache[0] != ticket.epoch:
-            self._order_cache = (ticket.epoch, pairs.epoch_order(n, self.cfg.seed, ticket.epoch))
+            self._order_cache = (ticket.epoch, pairs.EpochOrder(n, self.cfg.seed, ticket.epoch))
         total = self.num_batches(ticket.epoch)
         if not 0 <= ticket.batch < total:
             raise ValueError(f"ticket {ticket}: batch {ticket.batch} does not exist; epoch "
                              f"{ticket.epoch} has {total} batches of {self.cfg.batch_size}")
         b = self.cfg.batch_size
-        order = self._order_cache[1][ticket.batch * b:(ticket.batch + 1) * b]
+        order = self._order_cache[1].take(ticket.batch * b, (ticket.batch + 1) * b)
         return self.pairs.take(order)
 
     def _hard_negatives(self, q, p, easy, ticket: Ticket):

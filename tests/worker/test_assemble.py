@@ -180,8 +180,10 @@ def test_pair_file_positives(tmp_path, store):
     f = tmp_path / "pairs.tsv"
     f.write_text("".join(f"{i}\t{i + 1}\n" for i in range(0, 200, 2)))
     b = BatchBuilder(store, _cfg(f"sampler.positives='{f}'", "sampler.validation_fraction=0.1"))
-    assert len(b.pairs) == 90 and b.validation_pairs()[0].size == 10
+    held = b.validation_pairs()[0].size
+    assert len(b.pairs) + held == 100 and 0 < held < 25    # ~10% of 100 distinct pairs
     assert ((b.pairs.positives - b.pairs.queries) == 1).all()
+    assert not set(b.pairs.queries.tolist()) & set(b.validation_pairs()[0].tolist())
 
 
 def test_errors(store, builder):
@@ -257,6 +259,10 @@ def test_a_store_file_changing_size_fails_the_next_batch_naming_the_file(tmp_pat
         b.inference_batch(np.arange(4))
 
 
+def drawn_list(q, p):
+    return list(zip(q.tolist(), p.tolist()))
+
+
 def test_walk_positives_build_batches_whose_pairs_come_from_the_walks(store):
     from sampler import pairs
     b = BatchBuilder(store, _cfg("sampler.positives=walks", "sampler.pairs_per_item=3",
@@ -264,7 +270,12 @@ def test_walk_positives_build_batches_whose_pairs_come_from_the_walks(store):
     q, p = pairs.walk_pairs(b.graph, 3, 0.3, b.cfg.positive_max_steps, b.cfg.seed)
     drawn = set(zip(q.tolist(), p.tolist()))
     t = b.pairs
-    assert len(t) + len(t.val_queries) == len(q)       # walk_pairs never pairs an item with itself
+    held = {(min(a, b), max(a, b)) for a, b in zip(t.val_queries.tolist(),
+                                                   t.val_positives.tolist())}
+    # walk_pairs never pairs an item with itself: every drawn pair is trained on
+    # unless it (either way round) is held out
+    assert len(t) == sum((min(a, b), max(a, b)) not in held for a, b in drawn_list(q, p))
+    assert held and {(min(a, b), max(a, b)) for a, b in drawn} >= held
     assert set(zip(t.queries.tolist(), t.positives.tolist())) <= drawn
     batch = b.build(Ticket(0, 0, 11, 0))
     assert batch.queries.shape == (32,)
