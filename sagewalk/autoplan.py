@@ -34,6 +34,9 @@ ID_TABLE_FLOATS = 6
 MAX_STEPS_PER_SECOND = 100
 # The training pairs are drawn once and held in every producer (two int64 per pair).
 PAIRS_BYTES = 256 << 20
+# An epoch of the hard-negative curriculum: this many positives per item, the
+# length every curriculum A/B was measured at, however many are drawn.
+EPOCH_PAIRS = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class StoreStats:
     item_degree: float             # mean contexts per item
     context_degree: float          # mean items per context node
     memory_limit: int = 0          # bytes this process may use (0: unknown)
+    with_contexts: int = -1        # items with at least one edge (-1: unknown, all of them)
 
     @classmethod
     def of(cls, store, item_type: str) -> "StoreStats":
@@ -53,9 +57,17 @@ class StoreStats:
         contexts = sum(store.node_types[e.dst_type if e.src_type == item_type else e.src_type]
                        for e in touching)
         feats = store.features(item_type)
+        from gpu_consumer.prior import item_degrees
+        import numpy as np
         return cls(items=items, feature_dim=0 if feats is None else int(feats.shape[1]),
                    edges=edges, item_degree=edges / max(1, items),
-                   context_degree=edges / max(1, contexts), memory_limit=memory_limit())
+                   context_degree=edges / max(1, contexts), memory_limit=memory_limit(),
+                   with_contexts=int(np.count_nonzero(item_degrees(store, item_type))))
+
+    @property
+    def paired_items(self) -> int:
+        """Items that draw positives: those with a context."""
+        return self.items if self.with_contexts < 0 else self.with_contexts
 
     @property
     def id_table_bytes(self) -> int:
@@ -143,9 +155,17 @@ RULES: tuple[Rule, ...] = (
     Rule("sampler.multisage_num_walks", lambda s, b, c: 10,
          "PinSage's 10 walks, with MultiSage's restart 0.1"),
     Rule("sampler.pairs_per_item",
-         lambda s, b, c: int(max(2, min(10, PAIRS_BYTES // (16 * max(1, s.items))))),
-         "10 positives per item (the held-out-edge runs: 2 are memorised within minutes), "
-         "fewer when items x 16 bytes x 10 would pass 256 MiB per producer"),
+         lambda s, b, c: _pairs_per_item(s, b, c.sampler.batch_size),
+         "as many positives as the budget could train on at 100 steps/s, so none need be seen "
+         "twice: at 3,000 steps 10 an item (8 passes) scored 0.160 beyond neighbours on "
+         "synth-10k-fine, 100 0.257 and 300 0.262 (docs/quality.md, session 19); at most "
+         "256 MiB of pairs (16 bytes each) per producer, at least 2 an item"),
+    Rule("trainer.batches_per_epoch",
+         lambda s, b, c: (0 if c.sampler.pairs_per_item < 4 * EPOCH_PAIRS else
+                          math.ceil(s.paired_items * EPOCH_PAIRS / c.sampler.batch_size)),
+         "an epoch stays 10 positives per item, the length the hard-negative curriculum "
+         "(one more a query each epoch) was measured at, however many are drawn; a whole "
+         "pass when fewer than 40 an item are"),
     Rule("sampler.hard_negative_walks", lambda s, b, c: 50,
          "cheaper hard negatives under a budget (the demo's)"),
     Rule("sampler.hard_negative_walk_length", lambda s, b, c: 10, "as the demo"),
@@ -168,6 +188,14 @@ RUN_RULES: tuple[Rule, ...] = (
     Rule("monitoring.sampler_port", lambda s, b, c: free_port(), "a free port"),
     Rule("monitoring.producer_base_port", lambda s, b, c: 0, "free ports"),
 )
+
+
+def _pairs_per_item(stats: StoreStats, budget_s: float, batch_size: int) -> int:
+    """Positives per item: what the budget could train on at MAX_STEPS_PER_SECOND
+    (at least EPOCH_PAIRS), within PAIRS_BYTES and at least 2."""
+    items = max(1, stats.items)
+    trainable = math.ceil(budget_s * MAX_STEPS_PER_SECOND * batch_size / items)
+    return int(max(2, min(PAIRS_BYTES // (16 * items), max(EPOCH_PAIRS, trainable))))
 
 
 def _batches(stats: StoreStats, config) -> int:

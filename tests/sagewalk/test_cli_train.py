@@ -30,7 +30,12 @@ def test_rules_follow_the_store_and_the_budget():
     assert s.num_neighbors == s.multisage_num_neighbors == 10
     assert (s.multisage_walk_length, s.multisage_num_walks) == (2, 10)
     assert t.warmup_fraction == 0.1 and t.hard_negative_schedule == (0, 1, 2)
-    assert t.candidate_prior is True and t.prior_source == "degree" and s.pairs_per_item == 10
+    assert t.candidate_prior is True and t.prior_source == "degree"
+    # positives: what 600 s at 100 steps of 256 could train on (3,956 an item), under
+    # 256 MiB (4,320); epochs of the curriculum stay 10 an item
+    assert s.pairs_per_item == 3956 and t.batches_per_epoch == -(-3883 * 10 // 256)
+    short, _ = autoplan.fill_unset(load(None), set(), stats(), 3.0)
+    assert short.sampler.pairs_per_item == 20 and short.trainer.batches_per_epoch == 0
     sparse, _ = autoplan.fill_unset(load(None), set(), stats(items=10**6, item_degree=2.0,
                                                              context_degree=3.0), 30.0)
     assert sparse.sampler.walk_length == 5 and sparse.sampler.num_neighbors == 3
@@ -41,6 +46,8 @@ def test_rules_follow_the_store_and_the_budget():
     assert sparse.sampler.batch_size == 512 and sparse.trainer.validate_every == 0
     huge, _ = autoplan.fill_unset(load(None), set(), stats(items=10**7), 600.0)
     assert huge.sampler.pairs_per_item == 2     # 10 per item would pass 256 MiB
+    assert huge.trainer.batches_per_epoch == 0
+    assert sparse.sampler.pairs_per_item == 10  # 30 s could not train on more, nor 256 MiB hold
     # the id table's training footprint (24 bytes a float at width 128) within 1 GiB,
     # and within an eighth of a memory cap
     assert huge.trainer.id_embedding_buckets == (1 << 30) // (24 * 128)
@@ -50,6 +57,21 @@ def test_rules_follow_the_store_and_the_budget():
     assert roomy.trainer.id_embedding_buckets == 3883
     assert {c["setting"] for c in choices} == {r.key for r in autoplan.RULES + autoplan.RUN_RULES}
     assert all(c["because"] for c in choices)
+
+
+def test_an_epoch_counts_only_the_items_that_draw_positives(tmp_path):
+    """Items without a context draw no positives, so an epoch of 10 an item
+    counts the others: otherwise it could ask for more batches than a pass
+    over the drawn pairs has."""
+    from graphstore import build_from_arrays, open_store
+    build_from_arrays(tmp_path / "s", edges={"e": ("item", "user", np.arange(40) % 10,
+                                                   np.arange(40) % 7)},
+                      node_counts={"item": 300, "user": 7})
+    st_ = autoplan.StoreStats.of(open_store(tmp_path / "s"), "item")
+    assert (st_.items, st_.with_contexts, st_.paired_items) == (300, 10, 10)
+    config, _ = autoplan.fill_unset(load(None), set(), st_, 600.0)
+    assert config.sampler.pairs_per_item >= 40
+    assert config.trainer.batches_per_epoch == -(-10 * 10 // config.sampler.batch_size)
 
 
 def test_only_unset_settings_are_picked():
