@@ -86,8 +86,9 @@ class SamplerConfig:
         "(the PageRank teleport; 0.5 means two steps on average).", check=probability)
     positive_max_steps: int = setting(8, "positives = 'walks': most steps of a positive's walk.",
                                       check=positive)
-    validation_fraction: float = setting(0.05, "Share of the training pairs held out for "
-                                         "validation (never in a training batch).",
+    validation_fraction: float = setting(0.05, "Share of the drawn pairs held out for "
+                                         "validation, by item pair: every copy of a held-out "
+                                         "pair, either way round, stays out of training.",
                                          check=in_range(0.0, 0.5))
     multisage_num_neighbors: int = setting(20, "Neighbours kept per node for MultiSage "
                                            "(its Algorithm 2: s = 20).", check=positive)
