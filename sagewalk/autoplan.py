@@ -57,8 +57,9 @@ class StoreStats:
         contexts = sum(store.node_types[e.dst_type if e.src_type == item_type else e.src_type]
                        for e in touching)
         feats = store.features(item_type)
-        from gpu_consumer.prior import item_degrees
         import numpy as np
+
+        from gpu_consumer.prior import item_degrees
         return cls(items=items, feature_dim=0 if feats is None else int(feats.shape[1]),
                    edges=edges, item_degree=edges / max(1, items),
                    context_degree=edges / max(1, contexts), memory_limit=memory_limit(),
