@@ -116,7 +116,8 @@ def split(queries, positives, validation_fraction: float, seed: int) -> Training
     del keep
     held = np.empty(q.shape[0], np.bool_)
     if q.shape[0]:
-        _held_out(q, p, seed64(seed), float(validation_fraction), held)
+        # salted: the co-occurrence draws start from walk_state(seed, item, r)
+        _held_out(q, p, seed64(seed) ^ HELD_OUT_SALT, float(validation_fraction), held)
     vq, vp = q[held], p[held]
     lo, hi = np.minimum(vq, vp).astype(np.int64), np.maximum(vq, vp).astype(np.int64)
     _, first = np.unique(lo * (top + 1) + hi if top < 2**31 else np.stack([lo, hi], 1),
@@ -124,6 +125,9 @@ def split(queries, positives, validation_fraction: float, seed: int) -> Training
     first.sort()
     np.logical_not(held, out=held)
     return TrainingPairs(q[held], p[held], vq[first], vp[first])
+
+
+HELD_OUT_SALT = np.uint64(0xBA1D_5EED_0F0F_A11E)
 
 
 @numba.njit(nogil=True, cache=True)
