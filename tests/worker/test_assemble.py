@@ -259,22 +259,19 @@ def test_a_store_file_changing_size_fails_the_next_batch_naming_the_file(tmp_pat
         b.inference_batch(np.arange(4))
 
 
-def drawn_list(q, p):
-    return list(zip(q.tolist(), p.tolist()))
-
-
 def test_walk_positives_build_batches_whose_pairs_come_from_the_walks(store):
     from sampler import pairs
     b = BatchBuilder(store, _cfg("sampler.positives=walks", "sampler.pairs_per_item=3",
                                  "sampler.positive_restart_prob=0.3"))
     q, p = pairs.walk_pairs(b.graph, 3, 0.3, b.cfg.positive_max_steps, b.cfg.seed)
-    drawn = set(zip(q.tolist(), p.tolist()))
+    drawn_pairs = list(zip(q.tolist(), p.tolist()))
+    drawn = set(drawn_pairs)
     t = b.pairs
     held = {(min(a, b), max(a, b)) for a, b in zip(t.val_queries.tolist(),
                                                    t.val_positives.tolist())}
     # walk_pairs never pairs an item with itself: every drawn pair is trained on
     # unless it (either way round) is held out
-    assert len(t) == sum((min(a, b), max(a, b)) not in held for a, b in drawn_list(q, p))
+    assert len(t) == sum((min(a, b), max(a, b)) not in held for a, b in drawn_pairs)
     assert held and {(min(a, b), max(a, b)) for a, b in drawn} >= held
     assert set(zip(t.queries.tolist(), t.positives.tolist())) <= drawn
     batch = b.build(Ticket(0, 0, 11, 0))
